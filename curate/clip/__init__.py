@@ -1,0 +1,1 @@
+"""open_clip model loading and the tiny demo CLIP trainer."""

@@ -1,0 +1,81 @@
+"""Load an open_clip model from a pretrained tag, a local checkpoint path or a local dir, with clear errors.
+
+Nothing is fetched from a hub unless the environment allows it: with HF_HUB_OFFLINE=1 (set by the CLI) a
+missing checkpoint fails in seconds with a message that says what to do instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from curate.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "assets" / "clip_configs"
+TINY_MODEL = "curate-tiny-clip"  # the demo model `curate train-clip` trains (assets/clip_configs)
+
+HINT = (
+    "Point clip_score.pretrained at a local checkpoint file (e.g. an open_clip .pt/.safetensors you copied "
+    "here), use model 'local-dir:/path/to/dir', train the demo model with `curate train-clip`, or set "
+    "clip_score.skip: true to run without the CLIP stage (the report will say it was skipped)."
+)
+
+
+def register_project_configs() -> None:
+    """Make the project's model configs (curate-tiny-clip) known to open_clip."""
+    import open_clip
+
+    if TINY_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+def check_weights(model: str, pretrained: str | None) -> None:
+    """Fail fast (before Ray starts) when the weights cannot be had; never falls back to random weights."""
+    import open_clip
+
+    register_project_configs()
+    if model.startswith(("local-dir:", "hf-hub:")):
+        if model.startswith("local-dir:") and not Path(model.removeprefix("local-dir:")).is_dir():
+            raise ConfigError(f"clip_score.model {model}: directory not found. {HINT}")
+        return
+    if model not in open_clip.list_models():
+        raise ConfigError(f"clip_score.model {model!r} is not an open_clip model; e.g. ViT-B-32, {TINY_MODEL}")
+    if not pretrained:
+        raise ConfigError(f"clip_score.pretrained is empty: a CLIP score needs trained weights. {HINT}")
+    if _looks_like_path(pretrained):
+        if not Path(pretrained).is_file():
+            raise ConfigError(f"CLIP checkpoint {pretrained} not found. {HINT}")
+        return
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    if pretrained not in tags:
+        raise ConfigError(f"clip_score.pretrained {pretrained!r} is not a tag of {model}; tags: {', '.join(tags)}")
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    try:
+        open_clip.download_pretrained(cfg)  # a cache hit returns at once; offline misses raise
+    except Exception as err:  # noqa: BLE001 - any failure here means "weights not available"
+        raise ConfigError(
+            f"CLIP weights {model}/{pretrained} are not available offline ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}). {HINT}"
+        ) from None
+
+
+def load_clip(model: str, pretrained: str | None, device: str) -> tuple[Any, Any, Any]:
+    """(model in eval mode, image preprocess, tokenizer) on `device`."""
+    import open_clip
+
+    check_weights(model, pretrained)
+    name_or_dir = model
+    clip, _, preprocess = open_clip.create_model_and_transforms(
+        name_or_dir, pretrained=None if model.startswith(("local-dir:", "hf-hub:")) else pretrained, device=device
+    )
+    clip.eval()
+    tokenizer = open_clip.get_tokenizer(name_or_dir)
+    log.info("loaded CLIP %s (%s) on %s", model, pretrained, device)
+    return clip, preprocess, tokenizer
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or "\\" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))

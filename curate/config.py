@@ -1,0 +1,306 @@
+"""Run configuration: a tree of small dataclasses and one strict YAML loader.
+
+YAML keys map 1:1 to dataclass fields. Unknown keys, unknown filters and wrongly typed values raise
+ConfigError naming what is valid, before any work (or Ray) starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curate.errors import ConfigError
+from curate.filters import FILTERS
+from curate.filters.base import Filter
+
+URL_LIST_FORMATS = ("parquet", "csv", "jsonl")
+RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
+DISTRIBUTORS = ("multiprocessing", "ray")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UrlListInput:
+    """A LAION-style list of image URLs and captions, downloaded with img2dataset."""
+
+    path: str
+    format: str | None = None  # parquet | csv | jsonl; None = from the file extension
+    url_col: str = "url"
+    caption_col: str = "caption"
+    # Serve this folder on 127.0.0.1 for the run; URLs in the list that are relative paths resolve against it.
+    serve_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        fmt = self.resolved_format()
+        if fmt not in URL_LIST_FORMATS:
+            raise ConfigError(f"input.url_list.format {fmt!r} is not valid; valid: {', '.join(URL_LIST_FORMATS)}")
+
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        suffix = Path(self.path).suffix.lstrip(".").lower()
+        return {"json": "jsonl", "pq": "parquet"}.get(suffix, suffix)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CocoCaptionsInput:
+    """Local images with COCO `captions_*.json` annotations: one input row per caption."""
+
+    annotations: str
+    images_dir: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputConfig:
+    """Where the rows come from (exactly one source) and how they are cut into resumable chunks."""
+
+    url_list: UrlListInput | None = None
+    coco_captions: CocoCaptionsInput | None = None
+    rows_per_chunk: int = 10000
+    limit: int | None = None  # only the first N rows (quick looks at big lists)
+
+    def __post_init__(self) -> None:
+        sources = [s for s in (self.url_list, self.coco_captions) if s is not None]
+        if len(sources) != 1:
+            raise ConfigError("input needs exactly one source; valid: url_list, coco_captions")
+        if self.rows_per_chunk < 1:
+            raise ConfigError("input.rows_per_chunk must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("input.limit must be >= 1 or null")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownloadConfig:
+    """img2dataset settings for url_list inputs (see img2dataset.download)."""
+
+    image_size: int = 512
+    resize_mode: str = "keep_ratio"
+    resize_only_if_bigger: bool = True
+    encode_quality: int = 95
+    processes: int = 2
+    threads: int = 32
+    timeout: int = 10
+    retries: int = 0
+    distributor: str = "multiprocessing"
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ConfigError(f"download.resize_mode {self.resize_mode!r}; valid: {', '.join(RESIZE_MODES)}")
+        if self.distributor not in DISTRIBUTORS:
+            raise ConfigError(f"download.distributor {self.distributor!r}; valid: {', '.join(DISTRIBUTORS)}")
+        for name in ("image_size", "processes", "threads", "timeout"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"download.{name} must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputConfig:
+    """Where results go; dir defaults to out/<name>."""
+
+    dir: str | None = None
+    samples_per_shard: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.samples_per_shard < 1:
+            raise ConfigError("output.samples_per_shard must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayConfig:
+    """Ray connection: address None = local Ray (or the RAY_ADDRESS environment variable)."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterRunConfig:
+    """A complete stage-1 filter run."""
+
+    name: str
+    input: InputConfig
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    filters: tuple[Filter, ...] = ()
+    output: OutputConfig = field(default_factory=OutputConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
+        names = [f.name for f in self.filters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"filters listed twice: {', '.join(dupes)}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output.dir or f"out/{self.name}")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FilterRunConfig:
+    """Read a pipeline YAML, apply `key=value` overrides and build the validated config tree."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for item in overrides:
+        apply_override(raw, item)
+    return from_dict(raw, where=path.name)
+
+
+def from_dict(raw: dict[str, Any], where: str = "config") -> FilterRunConfig:
+    """Build a FilterRunConfig from plain data (as parsed from YAML)."""
+    raw = dict(raw)
+    raw["filters"] = tuple(_build_filter(entry, where) for entry in raw.get("filters") or [])
+    return _build(FilterRunConfig, raw, where)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `a.b.c=value` override in place; `filters.<name>.<field>` addresses a filter by name."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.path=value")
+    key, _, text = item.partition("=")
+    value = yaml.safe_load(text) if text.strip() else None
+    parts = key.strip().split(".")
+    node: Any = raw
+    if parts[0] == "filters":
+        if len(parts) < 3:
+            raise ConfigError(f"override {item!r} must look like filters.<name>.<field>=value")
+        node = _filter_entry(raw, parts[1], item)
+        parts = parts[2:]
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part} is not a mapping")
+    node[parts[-1]] = value
+
+
+def _filter_entry(raw: dict[str, Any], name: str, item: str) -> dict[str, Any]:
+    for entry in raw.get("filters") or []:
+        if isinstance(entry, dict) and name in entry:
+            if entry[name] is None:
+                entry[name] = {}
+            return entry[name]
+    listed = [next(iter(e)) for e in raw.get("filters") or [] if isinstance(e, dict) and e]
+    raise ConfigError(f"override {item!r}: no filter {name!r} in this pipeline; listed: {', '.join(listed)}")
+
+
+def _build_filter(entry: Any, where: str) -> Filter:
+    if isinstance(entry, str):
+        entry = {entry: {}}
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError(f"{where}: each filters entry must be {{name: {{field: value}}}}, got {entry!r}")
+    name, kwargs = next(iter(entry.items()))
+    if name not in FILTERS:
+        raise ConfigError(f"unknown filter {name!r} in {where}; known: {', '.join(sorted(FILTERS))}")
+    return _build(FILTERS[name], kwargs or {}, f"{where}: filters.{name}")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in raw.items()}
+    missing = [n for n, f in fields.items() if n not in kwargs and _is_required(f)]
+    if missing:
+        raise ConfigError(f"{where}: missing required field(s) {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:  # noqa: C901 - one branch per supported type
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _coerce(option, value, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        return _build(hint, value, where)
+    if origin in (tuple, list):
+        if isinstance(value, tuple) and all(isinstance(v, Filter) for v in value):
+            return value
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_hint, *_) = typing.get_args(hint) or (Any,)
+        return tuple(_coerce(item_hint, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- dumping
+
+
+def to_dict(cfg: FilterRunConfig) -> dict[str, Any]:
+    """The resolved config as plain data, in the same shape the YAML uses."""
+    out = {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if f.name != "filters"}
+    out["filters"] = [{f.name: _plain(f)} for f in cfg.filters]
+    return out
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def to_yaml(cfg: FilterRunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
+def fingerprint(cfg: FilterRunConfig) -> str:
+    """Hash of everything that changes results (not where they go nor how Ray is reached)."""
+    data = to_dict(cfg)
+    data.pop("ray", None)
+    data["output"] = {k: v for k, v in data["output"].items() if k != "dir"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The embedded demo input for `make filter`."""

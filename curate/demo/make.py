@@ -1,0 +1,181 @@
+"""The embedded demo input: real photos (scikit-image's bundled samples) with captions, plus rows built to trip
+every filter (tiny images, panoramas, foreign/emoji/HTML/short/long/irregular captions, mismatched pairs, 404s,
+corrupt files). Deterministic for a seed: same bytes every time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import yaml
+from PIL import Image, ImageEnhance
+
+from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
+
+log = logging.getLogger(__name__)
+CAPTIONS_FILE = Path(__file__).resolve().parent.parent / "assets" / "demo_captions.yaml"
+
+# Share of rows of each bad kind (the rest are good pairs); every filter gets some rejects.
+BAD_SHARES = {
+    "tiny": 0.033, "panorama": 0.033, "foreign": 0.04, "emoji": 0.025, "html_kept": 0.017, "html_short": 0.013,
+    "special_tag": 0.017, "irregular": 0.02, "too_short": 0.02, "too_long": 0.017, "mismatched": 0.083,
+    "not_found": 0.03, "corrupt": 0.033, "no_caption": 0.008, "no_url": 0.008,
+}
+ZH_SHARE_OF_GOOD = 0.17
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    image: Image.Image
+    en: tuple[str, ...]
+    zh: tuple[str, ...]
+
+
+def load_photos() -> tuple[list[Photo], list[dict]]:
+    """The demo photos with their captions, and the foreign-language captions."""
+    import skimage.data  # ships its sample photos inside the wheel: no download
+
+    folder = Path(skimage.data.__file__).parent
+    spec = yaml.safe_load(CAPTIONS_FILE.read_text())
+    photos = []
+    for name, caps in spec["photos"].items():
+        (path,) = [p for p in folder.glob(f"{name}.*") if p.suffix in (".png", ".jpg")]
+        with Image.open(path) as img:
+            image = img.convert("RGB")
+        photos.append(Photo(name, image, tuple(caps["en"]), tuple(caps["zh"])))
+    return photos, spec["foreign"]
+
+
+def variant(photo: Photo, rng: np.random.Generator, short_side: tuple[int, int]) -> Image.Image:
+    """A random crop / flip / brightness change of a photo, resized to a short side in `short_side`."""
+    img = photo.image
+    w, h = img.size
+    cw, ch = int(w * rng.uniform(0.7, 1.0)), int(h * rng.uniform(0.7, 1.0))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    img = img.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+    target = int(rng.integers(short_side[0], short_side[1] + 1))
+    scale = target / min(img.size)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+
+
+def jpeg(img: Image.Image, rng: np.random.Generator) -> bytes:
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=int(rng.integers(75, 96)))
+    return out.getvalue()
+
+
+def make_demo(out: str | Path, rows: int = 600, seed: int = 0) -> Path:
+    """Write the demo folder: files/ (served), urls.parquet, clip_train.parquet (+ images), _SUCCESS."""
+    out = Path(out)
+    if (out / "_SUCCESS").exists():
+        log.info("demo input already in %s", out)
+        return out
+    if rows < 100:
+        raise ValueError("the demo needs at least 100 rows so every filter gets rejects")
+    rng = np.random.default_rng(seed)
+    photos, foreign = load_photos()
+    kinds = _row_kinds(rows, rng)
+    urls, captions = [], []
+    for i, kind in enumerate(kinds):  # the demo_kind column says what each row was built to test
+        url, caption = _make_row(i, kind, photos, foreign, rng, out / "files")
+        urls.append(url)
+        captions.append(caption)
+    write_parquet_atomic(out / "urls.parquet", pa.table({"url": pa.array(urls, pa.string()),
+                                                         "caption": pa.array(captions, pa.string()),
+                                                         "demo_kind": pa.array(kinds, pa.string())}))
+    _make_clip_train(photos, rng, out)
+    write_bytes_atomic(out / "_SUCCESS", b"")
+    log.info("demo input: %d rows in %s", rows, out)
+    return out
+
+
+def _row_kinds(rows: int, rng: np.random.Generator) -> list[str]:
+    kinds = [k for k, share in BAD_SHARES.items() for _ in range(max(2, round(share * rows)))]
+    good = rows - len(kinds)
+    zh = round(good * ZH_SHARE_OF_GOOD)
+    kinds += ["good_zh"] * zh + ["good_en"] * (good - zh)
+    order = rng.permutation(len(kinds))
+    return [kinds[i] for i in order]
+
+
+def _make_row(i: int, kind: str, photos: list[Photo], foreign: list[dict], rng: np.random.Generator,
+              files: Path) -> tuple[str | None, str | None]:
+    photo = photos[int(rng.integers(len(photos)))]
+    caption = photo.en[int(rng.integers(len(photo.en)))]
+    name = f"images/{i:06d}.jpg"
+    image = variant(photo, rng, (240, 480))
+    if kind == "good_zh":
+        caption = photo.zh[int(rng.integers(len(photo.zh)))]
+    elif kind == "tiny":
+        image = variant(photo, rng, (16, 100))
+    elif kind == "panorama":  # a thin strip, >= 4:1
+        strip = image.crop((0, 0, image.width, max(8, image.width // int(rng.integers(4, 9)))))
+        scale = 200 / strip.height  # short side stays above min_side: this row is for max_aspect_ratio
+        image = strip.resize((round(strip.width * scale), 200))
+    elif kind == "foreign":
+        caption = foreign[int(rng.integers(len(foreign)))]["text"]
+    elif kind == "emoji":
+        caption = f"{caption} {['😍', '🔥🔥', '❤️', '✨ so cute ✨', '👍'][int(rng.integers(5))]}"
+    elif kind == "html_kept":
+        caption = f"<p><b>{caption.capitalize()}</b> &amp; more&nbsp;photos</p>"
+    elif kind == "html_short":
+        caption = ['<a href="https://example.com/p/1">link</a>', "<br/><img src='a.png'/>&nbsp;",
+                   "<div>photo</div>"][int(rng.integers(3))]
+    elif kind == "special_tag":
+        caption = f"<PERSON> next to {caption}"
+    elif kind == "irregular":
+        caption = ["IMG_20190412_123456.jpg", "DSC01234 DSC01235 0123456789", "#### ---- #### 2019-04-12",
+                   "https://example.com/images/9f8e7d6c5b4a39281706f5e4d3c2b1a0.jpg"][int(rng.integers(4))]
+    elif kind == "too_short":
+        caption = ["cat", "photo", "猫", "image 1"][int(rng.integers(4))]
+    elif kind == "too_long":
+        caption = " ".join(photo.en * 2)  # ~150 words
+    elif kind == "mismatched":
+        other = photos[(photos.index(photo) + int(rng.integers(1, len(photos)))) % len(photos)]
+        caption = other.en[int(rng.integers(len(other.en)))]
+    elif kind == "not_found":
+        return f"images/missing-{i:06d}.jpg", caption
+    elif kind == "no_caption":
+        caption = None
+    elif kind == "no_url":
+        return None, caption
+    data = _corrupt(jpeg(image, rng), rng) if kind == "corrupt" else jpeg(image, rng)
+    write_bytes_atomic(files / name, data)
+    return name, caption
+
+
+def _corrupt(data: bytes, rng: np.random.Generator) -> bytes:
+    choice = int(rng.integers(4))
+    if choice == 0:
+        return data[:200]  # header only
+    if choice == 1:
+        return rng.bytes(4096)  # noise
+    if choice == 2:
+        return b"<!doctype html><html><body>404 - image removed</body></html>"  # an HTML page as image/jpeg
+    return b""  # empty body
+
+
+def _make_clip_train(photos: list[Photo], rng: np.random.Generator, out: Path, per_photo: int = 100) -> None:
+    """Matched pairs from other crops of the same photos, for `curate train-clip`."""
+    paths, captions, photo_ids = [], [], []
+    for p, photo in enumerate(photos):
+        pool = list(photo.en) + list(photo.zh)
+        for j in range(per_photo):
+            name = f"clip_train/{photo.name}-{j:03d}.jpg"
+            write_bytes_atomic(out / name, jpeg(variant(photo, rng, (72, 96)), rng))
+            paths.append(name)
+            captions.append(pool[int(rng.integers(len(pool)))])
+            photo_ids.append(p)
+    write_parquet_atomic(out / "clip_train.parquet", pa.table({
+        "image_path": pa.array(paths, pa.string()), "caption": pa.array(captions, pa.string()),
+        "photo": pa.array(photo_ids, pa.int32()),
+    }))

@@ -1,0 +1,61 @@
+"""The one filter abstraction: score alive rows, then give each a reason or None (kept)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+Batch = pd.DataFrame  # Ray Data batch_format="pandas"; one row per input row
+
+
+@dataclass(kw_only=True)
+class Filter:
+    """Adds score columns to alive rows and sets `reject_reason` on those that fail; never drops rows."""
+
+    name: ClassVar[str]  # YAML key, and the reject_reason (or its prefix before ':')
+    reasons: ClassVar[tuple[str, ...]]  # every reason this filter can write
+    score_columns: ClassVar[tuple[str, ...]]
+    num_gpus: ClassVar[float] = 0.0
+    batch_size: ClassVar[int] = 1024
+    uses_model: ClassVar[bool] = False  # True: runs in a Ray actor pool so setup() happens once per worker
+
+    def preflight(self) -> None:
+        """Driver-side checks before Ray starts (weights present, ...); raise ConfigError when unusable."""
+
+    def setup(self) -> None:
+        """Load models; runs once per worker."""
+
+    def score(self, rows: Batch) -> pd.DataFrame:
+        """New columns for `rows` (same index); no thresholds applied here."""
+        raise NotImplementedError
+
+    def verdict(self, rows: Batch) -> pd.Series:
+        """Reject reason per row (None = passes), from ledger columns only: thresholds can be re-applied to a
+        saved ledger without recomputing scores."""
+        raise NotImplementedError
+
+    def reject_where(self, failed: np.ndarray | pd.Series, index: pd.Index) -> pd.Series:
+        """Reason series: this filter's name where `failed`, None elsewhere."""
+        return pd.Series(np.where(np.asarray(failed, dtype=bool), self.name, None), index=index, dtype=object)
+
+    def __call__(self, batch: Batch) -> Batch:
+        alive = batch["reject_reason"].isna().to_numpy()
+        if not alive.any():
+            return batch
+        rows = batch.loc[alive]
+        try:
+            scores = self.score(rows)
+            reasons = self.verdict(rows.assign(**{c: scores[c] for c in scores.columns}))
+        except Exception as err:  # a bug, not bad data: fail loudly with where it happened
+            keys = ", ".join(map(str, rows["key"].head(3)))
+            raise RuntimeError(f"filter {self.name} failed on a batch of {len(rows)} rows (keys {keys} ...)") from err
+        batch = batch.copy()
+        for column in scores.columns:
+            if column not in batch.columns or batch[column].dtype != scores[column].dtype:
+                batch[column] = batch[column].astype(object) if column in batch.columns else None
+            batch.loc[alive, column] = scores[column].to_numpy()
+        batch.loc[alive, "reject_reason"] = reasons.to_numpy()
+        return batch

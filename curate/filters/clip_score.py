@@ -1,0 +1,103 @@
+"""CLIP score filter (paper App. A.1, rule 3: "removing pairs with a harsh CLIP score")."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from curate.errors import ConfigError
+from curate.filters.base import Batch, Filter
+
+log = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(kw_only=True)
+class ClipScore(Filter):
+    """Keeps pairs whose image-caption cosine similarity under an open_clip model is at least `min_score`."""
+
+    name: ClassVar[str] = "clip_score"
+    reasons: ClassVar[tuple[str, ...]] = ("clip_score", "image:decode_error")
+    score_columns: ClassVar[tuple[str, ...]] = ("clip_score",)
+    uses_model: ClassVar[bool] = True
+    model: str = "ViT-B-32"
+    pretrained: str | None = "openai"  # open_clip tag, or a local checkpoint path
+    min_score: float = 0.28  # LAION-400M's cut for ViT-B/32; dataset-specific (paper App. A.1)
+    device: str = "auto"  # auto = cuda when the worker has a GPU
+    batch_size: int = 64  # images per forward pass
+    concurrency: int = 1  # actors, each holding one copy of the model
+    skip: bool = False  # run without this stage; the report lists it as skipped
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"clip_score.device {self.device!r}; valid: {', '.join(DEVICES)}")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ConfigError("clip_score.batch_size and clip_score.concurrency must be >= 1")
+
+    def preflight(self) -> None:
+        from curate.clip.models import check_weights
+
+        check_weights(self.model, self.pretrained)
+
+    def setup(self) -> None:
+        import torch
+
+        from curate.clip.models import load_clip
+        from curate.io.images import TarReader
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = device
+        self._model, self._preprocess, self._tokenizer = load_clip(self.model, self.pretrained, device)
+        self._tars = TarReader()
+        image_size = self._model.visual.image_size
+        self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
+
+    def score(self, rows: Batch) -> pd.DataFrame:
+        if not hasattr(self, "_model"):
+            self.setup()
+        scores = np.full(len(rows), np.nan)
+        records = list(zip(rows["image_path"], rows["image_member"], rows["caption"]))
+        for start in range(0, len(records), self.batch_size):
+            part = records[start : start + self.batch_size]
+            scores[start : start + len(part)] = self._score_batch(part)
+        return pd.DataFrame({"clip_score": scores}, index=rows.index)
+
+    def _score_batch(self, records: list[tuple[Any, Any, Any]]) -> np.ndarray:
+        import torch
+
+        from curate.io.images import decode_rgb, read_image_bytes
+
+        out = np.full(len(records), np.nan)
+        pixels, texts, where = [], [], []
+        for i, (path, member, caption) in enumerate(records):
+            try:  # undecodable bytes are bad data: NaN here, reason image:decode_error in verdict()
+                image = decode_rgb(read_image_bytes(path, member, self._tars), min_size=self._decode_size)
+                pixels.append(self._preprocess(image))
+            except Exception as err:  # noqa: BLE001
+                log.debug("cannot decode %s %s: %s", path, member, err)
+                continue
+            texts.append(caption or "")
+            where.append(i)
+        if not where:
+            return out
+        with torch.inference_mode(), torch.autocast(self._device, enabled=self._device == "cuda"):
+            image_features = self._model.encode_image(torch.stack(pixels).to(self._device), normalize=True)
+            text_features = self._model.encode_text(self._tokenizer(texts).to(self._device), normalize=True)
+            similarity = (image_features.float() * text_features.float()).sum(dim=-1)
+        out[where] = similarity.cpu().numpy()
+        return out
+
+    def verdict(self, rows: Batch) -> pd.Series:
+        reasons = [
+            "image:decode_error" if score is None or math.isnan(score) else ("clip_score" if score < self.min_score
+                                                                              else None)
+            for score in rows["clip_score"].astype(float)
+        ]
+        return pd.Series(reasons, index=rows.index, dtype=object)

@@ -1,0 +1,1 @@
+"""Reading inputs, downloading, decoding images and writing outputs."""

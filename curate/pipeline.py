@@ -1,0 +1,163 @@
+"""`curate filter`: ingest -> Ray Data filter stages -> ledger parts -> shards -> stats.
+
+Work is cut into chunks of input rows; a chunk is done when its ledger part exists, so a killed run resumes
+where it stopped. Shards are cut from the complete ledger only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curate import run_state, stats
+from curate.config import FilterRunConfig, to_yaml
+from curate.errors import ConfigError
+from curate.filters.base import Filter
+from curate.io import download, ledger
+from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
+from curate.io.http_server import serve_directory
+from curate.io.inputs import INPUT_SCHEMA, read_input
+from curate.io.local import probe_local_images, raw_local_table
+from curate.io.shards import write_shards
+
+log = logging.getLogger(__name__)
+WORKER_ENV = ("HF_HUB_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "TOKENIZERS_PARALLELISM")
+
+
+def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
+    """Run (or resume) a filter run; returns its stats."""
+    started = time.time()
+    out = cfg.out_dir
+    resumed = run_state.prepare(cfg, overwrite)
+    active, skipped = _active_filters(cfg.filters)
+    for f in active:
+        f.preflight()  # missing weights etc. fail here, before Ray or downloads start
+    write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
+    rows = _load_input(cfg, out)
+    num_chunks = max(1, math.ceil(rows.num_rows / cfg.input.rows_per_chunk))
+    pending = [c for c in range(num_chunks) if not ledger.part_path(out, c).exists()]
+    log.info("%d input rows in %d chunks; %d chunks to process%s", rows.num_rows, num_chunks, len(pending),
+             " (resumed)" if resumed else "")
+    processed = sum(download.chunk_rows(rows, c).num_rows for c in pending)
+    if pending:
+        raw = _raw_tables(cfg, rows, pending, num_chunks, out)
+        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+            _run_stages(raw, active, out, local=cfg.input.coco_captions is not None)
+    write_shards(out, cfg.output.samples_per_shard)
+    elapsed = time.time() - started
+    result = stats.compute(
+        ledger.read_ledger(out), cfg.name, [f.name for f in cfg.filters], skipped,
+        {"rows_processed": processed, "elapsed_s": round(elapsed, 2),
+         "rows_per_s": round(processed / elapsed, 2) if elapsed > 0 else 0.0, "resumed": resumed},
+    )
+    stats.write(out, result)
+    run_state.mark_complete(out)
+    return result
+
+
+def _active_filters(filters: tuple[Filter, ...]) -> tuple[list[Filter], dict[str, str]]:
+    active = [f for f in filters if not getattr(f, "skip", False)]
+    skipped = {f.name: "skip: true in the config" for f in filters if getattr(f, "skip", False)}
+    return active, skipped
+
+
+def _load_input(cfg: FilterRunConfig, out: Path) -> pa.Table:
+    """The normalized input, written once so chunks and keys are fixed for the life of the run."""
+    path = out / "input.parquet"
+    if path.exists():
+        return pq.read_table(path, schema=INPUT_SCHEMA)
+    rows = read_input(cfg.input)
+    if rows.num_rows == 0:
+        raise ConfigError("the input has no rows")
+    write_parquet_atomic(path, rows)
+    return rows
+
+
+def _raw_tables(cfg: FilterRunConfig, rows: pa.Table, pending: list[int], num_chunks: int, out: Path) -> list:
+    if cfg.input.coco_captions is not None:
+        return [raw_local_table(download.chunk_rows(rows, c)) for c in pending]
+    raw_dir = out / "raw"
+    if download.missing_chunks(raw_dir, pending, num_chunks):
+        serve = cfg.input.url_list.serve_dir if cfg.input.url_list else None
+        with serve_directory(serve) if serve else nullcontext(None) as base_url:
+            if base_url:
+                log.info("serving %s at %s for this run", serve, base_url)
+            download.download(rows, raw_dir, cfg.download, cfg.input.rows_per_chunk, base_url)
+    return [download.raw_chunk_table(download.chunk_rows(rows, c), raw_dir, c, num_chunks) for c in pending]
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
+    """Local Ray by default; `address` (or RAY_ADDRESS) joins a cluster. Reuses an already running session."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
+    address = address or os.environ.get("RAY_ADDRESS")
+    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+             runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+class FilterActor:
+    """Holds one filter whose model loads once per Ray actor."""
+
+    def __init__(self, filt: Filter) -> None:
+        self.filt = filt
+        filt.setup()
+
+    def __call__(self, batch):  # noqa: ANN001, ANN204 - Ray batch in, batch out
+        return self.filt(batch)
+
+
+def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool):  # noqa: ANN201 - ray.data.Dataset
+    """The Ray Data plan: (probe local images) -> filters in config order (cheap ones should come first)."""
+    import ray
+
+    ds = ray.data.from_arrow(raw)
+    if local:
+        ds = ds.map_batches(probe_local_images, batch_format="pandas", batch_size=64)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    for f in filters:
+        if f.uses_model:
+            device = getattr(f, "device", "cpu")
+            num_gpus = 1 if device == "cuda" or (device == "auto" and gpus > 0) else 0
+            pool = ray.data.ActorPoolStrategy(size=getattr(f, "concurrency", 1))
+            ds = ds.map_batches(FilterActor, fn_constructor_kwargs={"filt": f}, batch_format="pandas",
+                                batch_size=f.batch_size, compute=pool, num_gpus=num_gpus)
+        else:
+            ds = ds.map_batches(f, batch_format="pandas", batch_size=f.batch_size)
+    return ds
+
+
+def _run_stages(raw: list[pa.Table], filters: list[Filter], out: Path, local: bool) -> None:
+    """Stream results to the driver and write each chunk's ledger part as soon as all its rows arrived."""
+    expected = {int(t.column("chunk")[0].as_py()): t.num_rows for t in raw if t.num_rows}
+    buffers: dict[int, list[pa.Table]] = defaultdict(list)
+    received: dict[int, int] = defaultdict(int)
+    for batch in build_dataset(raw, filters, local).iter_batches(batch_format="pyarrow", batch_size=None):
+        for chunk in pc.unique(batch.column("chunk")).to_pylist():
+            part = batch.filter(pc.equal(batch.column("chunk"), chunk))
+            buffers[chunk].append(part)
+            received[chunk] += part.num_rows
+            if received[chunk] == expected[chunk]:
+                ledger.write_part(out, chunk, pa.concat_tables(buffers.pop(chunk), promote_options="permissive"))
+                log.info("chunk %d done (%d rows)", chunk, expected[chunk])
+    unfinished = {c: (received[c], n) for c, n in expected.items() if received[c] != n}
+    if unfinished:  # never a silent drop: a lost row is a bug
+        raise RuntimeError(f"rows lost in the pipeline (chunk: (received, expected)): {unfinished}")

@@ -1,0 +1,68 @@
+"""One output dir holds one run: resume it when the config and input match, refuse otherwise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from curate import __version__
+from curate.config import FilterRunConfig, fingerprint, to_dict
+from curate.errors import ConfigError
+from curate.io.atomic import remove_stale_tmp, write_bytes_atomic
+from curate.io.inputs import input_fingerprint
+
+log = logging.getLogger(__name__)
+RUN_FILE = "run.json"
+SUCCESS_FILE = "_SUCCESS"
+
+
+def prepare(cfg: FilterRunConfig, overwrite: bool) -> bool:
+    """Create or reopen cfg.out_dir; returns True when an earlier run is being resumed."""
+    out = cfg.out_dir
+    identity = {"config": fingerprint(cfg), "input": input_fingerprint(cfg.input)}
+    if overwrite and out.exists():
+        log.info("--overwrite: deleting %s", out)
+        shutil.rmtree(out)
+    run_file = out / RUN_FILE
+    if run_file.exists():
+        previous = json.loads(run_file.read_text())
+        if {k: previous.get(k) for k in identity} != identity:
+            raise ConfigError(_mismatch_message(out, previous, identity, cfg))
+        stale = remove_stale_tmp(out)
+        log.info("resuming the run in %s (%d stale temp files removed)", out, stale)
+        return True
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not a curate filter run; choose another --out or use --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**identity, "curate_version": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "resolved_config": to_dict(cfg)}
+    write_bytes_atomic(run_file, json.dumps(record, indent=2).encode())
+    return False
+
+
+def _mismatch_message(out: Path, previous: dict, identity: dict, cfg: FilterRunConfig) -> str:
+    what = "input data" if previous.get("config") == identity["config"] else "configuration"
+    changed = _changed_keys(previous.get("resolved_config") or {}, to_dict(cfg))
+    detail = f" (changed: {', '.join(changed[:8])})" if changed and what == "configuration" else ""
+    return (f"{out} holds a run with a different {what}{detail}. Refusing to mix two runs: use --out DIR for a "
+            f"new run, or --overwrite to delete the old one.")
+
+
+def _changed_keys(old: object, new: object, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [k for i, (a, b) in enumerate(zip(old, new)) for k in _changed_keys(a, b, f"{prefix}{i}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def is_complete(out: Path) -> bool:
+    return (out / SUCCESS_FILE).exists()
+
+
+def mark_complete(out: Path) -> None:
+    write_bytes_atomic(out / SUCCESS_FILE, b"")

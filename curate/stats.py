@@ -1,0 +1,104 @@
+"""stats.json, the funnel plot and the summary table, all derived from the ledger."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate import __version__
+from curate.io.atomic import write_atomic, write_bytes_atomic
+from curate.schema import SCHEMA_VERSION
+
+SCORE_COLUMNS = ("width", "height", "aspect_ratio", "caption_words", "lang_score", "clip_score")
+INGEST_STAGES = ("download", "image")
+
+
+def stage_of(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def compute(ledger: pa.Table, name: str, stages: list[str], skipped: dict[str, str], run: dict[str, Any]) -> dict:
+    """Counts by reason, the funnel in stage order, score quantiles and run facts."""
+    reasons = Counter(r for r in ledger.column("reject_reason").to_pylist() if r is not None)
+    input_rows = ledger.num_rows
+    kept_rows = input_rows - sum(reasons.values())
+    by_stage = Counter()
+    for reason, count in reasons.items():
+        by_stage[stage_of(reason)] += count
+    remaining, funnel = input_rows, [{"stage": "input", "rejected": 0, "remaining": input_rows}]
+    for stage in [*INGEST_STAGES, *stages]:
+        remaining -= by_stage.get(stage, 0)
+        funnel.append({"stage": stage, "rejected": by_stage.get(stage, 0), "remaining": remaining,
+                       "skipped": stage in skipped})
+    langs = Counter(x for x in ledger.column("lang").to_pylist() if x)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "input_rows": input_rows,
+        "kept_rows": kept_rows,
+        "rejected": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "funnel": funnel,
+        "skipped_filters": skipped,
+        "scores": {c: _quantiles(ledger.column(c)) for c in SCORE_COLUMNS},
+        "languages": dict(langs.most_common(15)),
+        "curate_version": __version__,
+        **run,
+    }
+
+
+def _quantiles(column: pa.ChunkedArray) -> dict[str, float | int | None]:
+    values = pc.drop_null(column).to_numpy(zero_copy_only=False).astype(float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {"count": 0}
+    q = np.quantile(values, [0, 0.1, 0.5, 0.9, 1])
+    return {"count": int(values.size), "min": float(q[0]), "p10": float(q[1]), "p50": float(q[2]),
+            "p90": float(q[3]), "max": float(q[4])}
+
+
+def write(out: Path, stats: dict) -> None:
+    write_bytes_atomic(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False).encode())
+    write_atomic(out / "funnel.png", lambda tmp: _plot_funnel(stats, tmp))
+
+
+def _plot_funnel(stats: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    funnel = stats["funnel"]
+    labels = [f["stage"] + (" (skipped)" if f.get("skipped") else "") for f in funnel]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.5 * len(funnel) + 2.5))
+    left.barh(labels[::-1], [f["remaining"] for f in funnel][::-1], color="#4C72B0")
+    left.set_title(f"rows remaining after each stage ({stats['kept_rows']} of {stats['input_rows']} kept)")
+    for y, f in enumerate(funnel[::-1]):
+        left.text(f["remaining"], y, f" {f['remaining']}", va="center", fontsize=8)
+    reasons = list(stats["rejected"].items())[::-1]
+    right.barh([r for r, _ in reasons], [c for _, c in reasons], color="#C44E52")
+    right.set_title("rejected rows by reason")
+    fig.suptitle(f"curate filter: {stats['name']}")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def summary_table(stats: dict, out: Path) -> str:
+    """Human-readable end-of-run summary: kept / rejected by reason, throughput."""
+    n = stats["input_rows"] or 1
+    lines = [f"curate filter {stats['name']} -> {out}", f"  {'input rows':<34}{stats['input_rows']:>8}",
+             f"  {'kept':<34}{stats['kept_rows']:>8}  {100 * stats['kept_rows'] / n:5.1f}%"]
+    lines.append(f"  {'rejected':<34}{stats['input_rows'] - stats['kept_rows']:>8}")
+    for reason, count in stats["rejected"].items():
+        lines.append(f"    {reason:<32}{count:>8}  {100 * count / n:5.1f}%")
+    for name, why in stats["skipped_filters"].items():
+        lines.append(f"  SKIPPED {name}: {why}")
+    lines.append(f"  {stats['rows_processed']} rows processed in this invocation, {stats['elapsed_s']:.1f} s "
+                 f"({stats['rows_per_s']:.1f} rows/s)")
+    return "\n".join(lines)
