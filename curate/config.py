@@ -191,12 +191,15 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 
 def _filter_entry(raw: dict[str, Any], name: str, item: str) -> dict[str, Any]:
-    for entry in raw.get("filters") or []:
+    entries = raw.get("filters") or []
+    for i, entry in enumerate(entries):
+        if entry == name:  # bare `- language` entry: give it a mapping to write into
+            entry = entries[i] = {name: {}}
         if isinstance(entry, dict) and name in entry:
             if entry[name] is None:
                 entry[name] = {}
             return entry[name]
-    listed = [next(iter(e)) for e in raw.get("filters") or [] if isinstance(e, dict) and e]
+    listed = [e if isinstance(e, str) else next(iter(e)) for e in entries if e]
     raise ConfigError(f"override {item!r}: no filter {name!r} in this pipeline; listed: {', '.join(listed)}")
 
 

@@ -38,10 +38,10 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
     """Run (or resume) a filter run; returns its stats."""
     started = time.time()
     out = cfg.out_dir
-    resumed = run_state.prepare(cfg, overwrite)
     active, skipped = _active_filters(cfg.filters)
     for f in active:
-        f.preflight()  # missing weights etc. fail here, before Ray or downloads start
+        f.preflight()  # missing weights etc. fail here, before Ray, downloads or the output dir
+    resumed = run_state.prepare(cfg, overwrite)
     write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
     rows = _load_input(cfg, out)
     num_chunks = max(1, math.ceil(rows.num_rows / cfg.input.rows_per_chunk))

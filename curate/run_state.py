@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -22,7 +23,7 @@ SUCCESS_FILE = "_SUCCESS"
 def prepare(cfg: FilterRunConfig, overwrite: bool) -> bool:
     """Create or reopen cfg.out_dir; returns True when an earlier run is being resumed."""
     out = cfg.out_dir
-    identity = {"config": fingerprint(cfg), "input": input_fingerprint(cfg.input)}
+    identity = {"config": fingerprint(cfg), "input": input_fingerprint(cfg.input), "models": _models(cfg)}
     if overwrite and out.exists():
         log.info("--overwrite: deleting %s", out)
         shutil.rmtree(out)
@@ -44,11 +45,34 @@ def prepare(cfg: FilterRunConfig, overwrite: bool) -> bool:
 
 
 def _mismatch_message(out: Path, previous: dict, identity: dict, cfg: FilterRunConfig) -> str:
-    what = "input data" if previous.get("config") == identity["config"] else "configuration"
+    what = "configuration"
+    if previous.get("config") == identity["config"]:
+        what = "input data" if previous.get("input") != identity["input"] else "model weights"
     changed = _changed_keys(previous.get("resolved_config") or {}, to_dict(cfg))
     detail = f" (changed: {', '.join(changed[:8])})" if changed and what == "configuration" else ""
     return (f"{out} holds a run with a different {what}{detail}. Refusing to mix two runs: use --out DIR for a "
             f"new run, or --overwrite to delete the old one.")
+
+
+def _models(cfg: FilterRunConfig) -> str:
+    """Hash of the model files the filters load: retrained weights make a different run."""
+    digest = hashlib.sha256()
+    for f in cfg.filters:
+        for path in f.artifacts():
+            digest.update(f"{f.name}:{Path(path).name}".encode())
+            if Path(path).is_file():
+                digest.update(_file_digest(Path(path)))
+    return digest.hexdigest()[:16]
+
+
+def _file_digest(path: Path, edge: int = 1 << 20) -> bytes:
+    """Size plus the first and last MiB: cheap on multi-GB checkpoints, changes whenever weights are retrained."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(edge)
+        f.seek(max(0, size - edge))
+        tail = f.read(edge)
+    return hashlib.sha256(str(size).encode() + head + tail).digest()
 
 
 def _changed_keys(old: object, new: object, prefix: str = "") -> list[str]:

@@ -70,3 +70,11 @@ SAMPLE_FIELDS = (
 
 def empty_ledger_table() -> pa.Table:
     return LEDGER_SCHEMA.empty_table()
+
+
+def reject_reasons() -> tuple[str, ...]:
+    """Every reject_reason a run can write: ingest reasons, then each filter's, in pipeline order."""
+    from curate.filters import FILTERS
+
+    filter_reasons = [r for f in FILTERS.values() for r in f.reasons if r not in INGEST_REASONS]
+    return (*INGEST_REASONS, *filter_reasons)

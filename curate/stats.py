@@ -99,6 +99,9 @@ def summary_table(stats: dict, out: Path) -> str:
         lines.append(f"    {reason:<32}{count:>8}  {100 * count / n:5.1f}%")
     for name, why in stats["skipped_filters"].items():
         lines.append(f"  SKIPPED {name}: {why}")
-    lines.append(f"  {stats['rows_processed']} rows processed in this invocation, {stats['elapsed_s']:.1f} s "
-                 f"({stats['rows_per_s']:.1f} rows/s)")
+    if stats["rows_processed"]:
+        lines.append(f"  {stats['rows_processed']} rows processed in this invocation, {stats['elapsed_s']:.1f} s "
+                     f"({stats['rows_per_s']:.1f} rows/s)")
+    else:
+        lines.append("  every chunk was already done: nothing processed in this invocation (resumed run)")
     return "\n".join(lines)

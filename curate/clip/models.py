@@ -77,5 +77,15 @@ def load_clip(model: str, pretrained: str | None, device: str) -> tuple[Any, Any
     return clip, preprocess, tokenizer
 
 
+def local_weight_files(model: str, pretrained: str | None) -> list[str]:
+    """The local files the weights come from (for the run identity); hub/cached tags have none."""
+    if model.startswith("local-dir:"):
+        folder = Path(model.removeprefix("local-dir:"))
+        return sorted(str(p) for p in folder.glob("*") if p.is_file())
+    if pretrained and _looks_like_path(pretrained):
+        return [pretrained]
+    return []
+
+
 def _looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))

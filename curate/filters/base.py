@@ -25,6 +25,10 @@ class Filter:
     def preflight(self) -> None:
         """Driver-side checks before Ray starts (weights present, ...); raise ConfigError when unusable."""
 
+    def artifacts(self) -> list[str]:
+        """Local files (model weights) whose content decides this filter's results; part of the run identity."""
+        return []
+
     def setup(self) -> None:
         """Load models; runs once per worker."""
 

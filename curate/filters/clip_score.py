@@ -44,6 +44,11 @@ class ClipScore(Filter):
 
         check_weights(self.model, self.pretrained)
 
+    def artifacts(self) -> list[str]:
+        from curate.clip.models import local_weight_files
+
+        return local_weight_files(self.model, self.pretrained)
+
     def setup(self) -> None:
         import torch
 

