@@ -7,8 +7,33 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 Batch = pd.DataFrame  # Ray Data batch_format="pandas"; one row per input row
+
+
+def conform(batch: Batch) -> Batch:
+    """Give ledger columns one canonical pandas dtype each (nullable ints, float64, str-or-None objects), so Ray
+    turns the batch back into typed Arrow columns instead of pickled Python objects."""
+    from curate.schema import LEDGER_SCHEMA
+
+    batch = batch.copy()
+    for field in LEDGER_SCHEMA:
+        if field.name not in batch.columns:
+            continue
+        column = batch[field.name]
+        if pa.types.is_integer(field.type):
+            batch[field.name] = pd.to_numeric(column, errors="coerce").astype("Int64")
+        elif pa.types.is_floating(field.type):
+            batch[field.name] = pd.to_numeric(column, errors="coerce").astype("float64")
+        else:
+            batch[field.name] = column.astype(object).where(column.notna(), None)
+    return batch
+
+
+def numeric(column: pd.Series) -> np.ndarray:
+    """A column as float64 with NaN for missing values, whatever dtype Ray's block conversion gave it."""
+    return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
 
 @dataclass(kw_only=True)
@@ -57,9 +82,10 @@ class Filter:
             keys = ", ".join(map(str, rows["key"].head(3)))
             raise RuntimeError(f"filter {self.name} failed on a batch of {len(rows)} rows (keys {keys} ...)") from err
         batch = batch.copy()
-        for column in scores.columns:
-            if column not in batch.columns or batch[column].dtype != scores[column].dtype:
-                batch[column] = batch[column].astype(object) if column in batch.columns else None
-            batch.loc[alive, column] = scores[column].to_numpy()
-        batch.loc[alive, "reject_reason"] = reasons.to_numpy()
-        return batch
+        for column in [*scores.columns, "reject_reason"]:
+            values = reasons if column == "reject_reason" else scores[column]
+            merged = batch[column].astype(object) if column in batch.columns else pd.Series(None, index=batch.index,
+                                                                                            dtype=object)
+            merged[alive] = values.to_numpy(dtype=object)
+            batch[column] = merged
+        return conform(batch)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ConfigError
-from curate.filters.base import Batch, Filter
+from curate.filters.base import Batch, Filter, numeric
 
 log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
@@ -86,7 +86,7 @@ class ClipScore(Filter):
                 image = decode_rgb(read_image_bytes(path, member, self._tars), min_size=self._decode_size)
                 pixels.append(self._preprocess(image))
             except Exception as err:  # noqa: BLE001
-                log.debug("cannot decode %s %s: %s", path, member, err)
+                log.warning("clip_score: cannot decode %s %s: %s", path, member if isinstance(member, str) else "", err)
                 continue
             texts.append(caption or "")
             where.append(i)
@@ -101,8 +101,8 @@ class ClipScore(Filter):
 
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [
-            "image:decode_error" if score is None or math.isnan(score) else ("clip_score" if score < self.min_score
+            "image:decode_error" if math.isnan(score) else ("clip_score" if score < self.min_score
                                                                               else None)
-            for score in rows["clip_score"].astype(float)
+            for score in numeric(rows["clip_score"])
         ]
         return pd.Series(reasons, index=rows.index, dtype=object)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from curate.errors import ConfigError
-from curate.filters.base import Batch, Filter
+from curate.filters.base import Batch, Filter, numeric
 
 
 @dataclass(kw_only=True)
@@ -30,7 +30,7 @@ class MinSide(Filter):
         return pd.DataFrame(index=rows.index)
 
     def verdict(self, rows: Batch) -> pd.Series:
-        side = np.minimum(rows["width"].to_numpy(dtype=float), rows["height"].to_numpy(dtype=float))
+        side = np.minimum(numeric(rows["width"]), numeric(rows["height"]))
         return self.reject_where(~(side >= self.min_pixels), rows.index)
 
 
@@ -48,12 +48,11 @@ class MaxAspectRatio(Filter):
             raise ConfigError("max_aspect_ratio.max_ratio must be >= 1")
 
     def score(self, rows: Batch) -> pd.DataFrame:
-        w = rows["width"].to_numpy(dtype=float)
-        h = rows["height"].to_numpy(dtype=float)
+        w, h = numeric(rows["width"]), numeric(rows["height"])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.maximum(w / h, h / w)
         ratio[~np.isfinite(ratio)] = np.inf  # a zero side is infinitely thin
         return pd.DataFrame({"aspect_ratio": ratio}, index=rows.index)
 
     def verdict(self, rows: Batch) -> pd.Series:
-        return self.reject_where(~(rows["aspect_ratio"].to_numpy(dtype=float) <= self.max_ratio), rows.index)
+        return self.reject_where(~(numeric(rows["aspect_ratio"]) <= self.max_ratio), rows.index)

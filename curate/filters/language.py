@@ -13,7 +13,7 @@ import pandas as pd
 import regex
 
 from curate.errors import ConfigError
-from curate.filters.base import Batch, Filter
+from curate.filters.base import Batch, Filter, numeric
 
 HAN = regex.compile(r"\p{Han}")
 KANA_OR_HANGUL = regex.compile(r"[\p{Hiragana}\p{Katakana}\p{Hangul}]")
@@ -82,7 +82,7 @@ class Language(Filter):
             lang in keep
             and score >= self.min_score
             and not (self.reject_foreign_script and isinstance(text, str) and FOREIGN_LETTER.search(text))
-            for lang, score, text in zip(rows["lang"], rows["lang_score"], rows["caption"])
+            for lang, score, text in zip(rows["lang"], numeric(rows["lang_score"]), rows["caption"])
         ]
         return self.reject_where([not o for o in ok], rows.index)
 

@@ -45,7 +45,7 @@ class TarReader:
 
 def read_image_bytes(path: str, member: str | None, tars: TarReader) -> bytes:
     """Bytes of an image stored as a tar member (member given) or as a plain file."""
-    if member:
+    if isinstance(member, str) and member:  # pandas hands a missing member over as NaN
         return tars.read(path, member)
     return Path(path).read_bytes()
 

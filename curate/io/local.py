@@ -7,6 +7,7 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import pyarrow as pa
 
+from curate.filters.base import conform
 from curate.io.images import probe
 
 LOCAL_STATUS = "local"
@@ -50,4 +51,4 @@ def probe_local_images(batch: pd.DataFrame) -> pd.DataFrame:
         except Exception as err:  # noqa: BLE001 - any decoder failure is bad data
             batch.at[idx, "reject_reason"] = "image:decode_error"
             batch.at[idx, "error_message"] = f"{type(err).__name__}: {err}"[:500]
-    return batch
+    return conform(batch)
