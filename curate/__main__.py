@@ -45,8 +45,10 @@ def cmd_train_clip(args: argparse.Namespace) -> int:
     from curate.clip.train import train_tiny_clip
 
     report = train_tiny_clip(args.pairs, args.out, steps=args.steps, seed=args.seed)
-    print(f"tiny CLIP saved to {args.out}: matched mean {report['matched_mean']:.3f}, shuffled mean "
-          f"{report['shuffled_mean']:.3f}, AUC {report['auc']:.3f} on held-out pairs")
+    print(
+        f"tiny CLIP saved to {args.out}: matched mean {report['matched_mean']:.3f}, shuffled mean "
+        f"{report['shuffled_mean']:.3f}, AUC {report['auc']:.3f} on held-out pairs"
+    )
     return 0
 
 
@@ -57,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("filter", help="stage-1 filtering: ingest, filter, write ledger + shards + stats")
     p.add_argument("config", help="pipeline YAML, e.g. pipelines/filter_demo.yaml")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config value, e.g. filters.clip_score.min_score=0.3 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. filters.clip_score.min_score=0.3 (repeatable)",
+    )
     p.add_argument("--out", help="output dir (default out/<name>)")
     p.add_argument("--address", help="Ray cluster address (default: local Ray, or $RAY_ADDRESS)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing output dir instead of resuming")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,23 +237,21 @@ def _is_required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:  # noqa: C901 - one branch per supported type
+# Scalar types the loader accepts: (check, what the message calls it). bool is not an int here, int is a float.
+SCALARS: dict[type, tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true/false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _coerce(option, value, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        return _coerce_union(typing.get_args(hint), value, where)
     if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        return _build(hint, value, where)
+        return value if isinstance(value, hint) else _build(hint, value, where)
     if origin in (tuple, list):
         if isinstance(value, tuple) and all(isinstance(v, Filter) for v in value):
             return value
@@ -260,23 +259,24 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:  # noqa: C901 - one branc
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item_hint, *_) = typing.get_args(hint) or (Any,)
         return tuple(_coerce(item_hint, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+    if hint in SCALARS:
+        check, name = SCALARS[hint]
+        if not check(value):
+            raise ConfigError(f"{where}: expected {name}, got {value!r}")
+        return float(value) if hint is float else value
     return value
+
+
+def _coerce_union(options: tuple[Any, ...], value: Any, where: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in (o for o in options if o is not type(None)):
+        try:
+            return _coerce(option, value, where)
+        except ConfigError as err:
+            errors.append(str(err))
+    raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------- dumping

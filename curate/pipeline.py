@@ -46,8 +46,13 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
     rows = _load_input(cfg, out)
     num_chunks = max(1, math.ceil(rows.num_rows / cfg.input.rows_per_chunk))
     pending = [c for c in range(num_chunks) if not ledger.part_path(out, c).exists()]
-    log.info("%d input rows in %d chunks; %d chunks to process%s", rows.num_rows, num_chunks, len(pending),
-             " (resumed)" if resumed else "")
+    log.info(
+        "%d input rows in %d chunks; %d chunks to process%s",
+        rows.num_rows,
+        num_chunks,
+        len(pending),
+        " (resumed)" if resumed else "",
+    )
     processed = sum(download.chunk_rows(rows, c).num_rows for c in pending)
     if pending:
         raw = _raw_tables(cfg, rows, pending, num_chunks, out)
@@ -56,9 +61,16 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
     write_shards(out, cfg.output.samples_per_shard)
     elapsed = time.time() - started
     result = stats.compute(
-        ledger.read_ledger(out), cfg.name, [f.name for f in cfg.filters], skipped,
-        {"rows_processed": processed, "elapsed_s": round(elapsed, 2),
-         "rows_per_s": round(processed / elapsed, 2) if elapsed > 0 else 0.0, "resumed": resumed},
+        ledger.read_ledger(out),
+        cfg.name,
+        [f.name for f in cfg.filters],
+        skipped,
+        {
+            "rows_processed": processed,
+            "elapsed_s": round(elapsed, 2),
+            "rows_per_s": round(processed / elapsed, 2) if elapsed > 0 else 0.0,
+            "resumed": resumed,
+        },
     )
     stats.write(out, result)
     run_state.mark_complete(out)
@@ -106,8 +118,13 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
         return
     env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
     address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-             runtime_env={"env_vars": env} if env else None, log_to_driver=True)
+    ray.init(
+        address=address,
+        num_cpus=None if address else num_cpus,
+        include_dashboard=False,
+        runtime_env={"env_vars": env} if env else None,
+        log_to_driver=True,
+    )
     try:
         yield
     finally:
@@ -138,8 +155,14 @@ def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool):  # n
             device = getattr(f, "device", "cpu")
             num_gpus = 1 if device == "cuda" or (device == "auto" and gpus > 0) else 0
             pool = ray.data.ActorPoolStrategy(size=getattr(f, "concurrency", 1))
-            ds = ds.map_batches(FilterActor, fn_constructor_kwargs={"filt": f}, batch_format="pandas",
-                                batch_size=f.batch_size, compute=pool, num_gpus=num_gpus)
+            ds = ds.map_batches(
+                FilterActor,
+                fn_constructor_kwargs={"filt": f},
+                batch_format="pandas",
+                batch_size=f.batch_size,
+                compute=pool,
+                num_gpus=num_gpus,
+            )
         else:
             ds = ds.map_batches(f, batch_format="pandas", batch_size=f.batch_size)
     return ds

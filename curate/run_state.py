@@ -38,8 +38,12 @@ def prepare(cfg: FilterRunConfig, overwrite: bool) -> bool:
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not a curate filter run; choose another --out or use --overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    record = {**identity, "curate_version": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "resolved_config": to_dict(cfg)}
+    record = {
+        **identity,
+        "curate_version": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "resolved_config": to_dict(cfg),
+    }
     write_bytes_atomic(run_file, json.dumps(record, indent=2).encode())
     return False
 
@@ -50,8 +54,10 @@ def _mismatch_message(out: Path, previous: dict, identity: dict, cfg: FilterRunC
         what = "input data" if previous.get("input") != identity["input"] else "model weights"
     changed = _changed_keys(previous.get("resolved_config") or {}, to_dict(cfg))
     detail = f" (changed: {', '.join(changed[:8])})" if changed and what == "configuration" else ""
-    return (f"{out} holds a run with a different {what}{detail}. Refusing to mix two runs: use --out DIR for a "
-            f"new run, or --overwrite to delete the old one.")
+    return (
+        f"{out} holds a run with a different {what}{detail}. Refusing to mix two runs: use --out DIR for a "
+        f"new run, or --overwrite to delete the old one."
+    )
 
 
 def _models(cfg: FilterRunConfig) -> str:
@@ -80,7 +86,7 @@ def _changed_keys(old: object, new: object, prefix: str = "") -> list[str]:
         keys = sorted(set(old) | set(new))
         return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [k for i, (a, b) in enumerate(zip(old, new)) for k in _changed_keys(a, b, f"{prefix}{i}.")]
+        return [k for i, (a, b) in enumerate(zip(old, new, strict=True)) for k in _changed_keys(a, b, f"{prefix}{i}.")]
     return [] if old == new else [prefix.rstrip(".")]
 
 

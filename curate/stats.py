@@ -34,8 +34,9 @@ def compute(ledger: pa.Table, name: str, stages: list[str], skipped: dict[str, s
     remaining, funnel = input_rows, [{"stage": "input", "rejected": 0, "remaining": input_rows}]
     for stage in [*INGEST_STAGES, *stages]:
         remaining -= by_stage.get(stage, 0)
-        funnel.append({"stage": stage, "rejected": by_stage.get(stage, 0), "remaining": remaining,
-                       "skipped": stage in skipped})
+        funnel.append(
+            {"stage": stage, "rejected": by_stage.get(stage, 0), "remaining": remaining, "skipped": stage in skipped}
+        )
     langs = Counter(x for x in ledger.column("lang").to_pylist() if x)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -58,8 +59,14 @@ def _quantiles(column: pa.ChunkedArray) -> dict[str, float | int | None]:
     if values.size == 0:
         return {"count": 0}
     q = np.quantile(values, [0, 0.1, 0.5, 0.9, 1])
-    return {"count": int(values.size), "min": float(q[0]), "p10": float(q[1]), "p50": float(q[2]),
-            "p90": float(q[3]), "max": float(q[4])}
+    return {
+        "count": int(values.size),
+        "min": float(q[0]),
+        "p10": float(q[1]),
+        "p50": float(q[2]),
+        "p90": float(q[3]),
+        "max": float(q[4]),
+    }
 
 
 def write(out: Path, stats: dict) -> None:
@@ -92,16 +99,21 @@ def _plot_funnel(stats: dict, path: Path) -> None:
 def summary_table(stats: dict, out: Path) -> str:
     """Human-readable end-of-run summary: kept / rejected by reason, throughput."""
     n = stats["input_rows"] or 1
-    lines = [f"curate filter {stats['name']} -> {out}", f"  {'input rows':<34}{stats['input_rows']:>8}",
-             f"  {'kept':<34}{stats['kept_rows']:>8}  {100 * stats['kept_rows'] / n:5.1f}%"]
+    lines = [
+        f"curate filter {stats['name']} -> {out}",
+        f"  {'input rows':<34}{stats['input_rows']:>8}",
+        f"  {'kept':<34}{stats['kept_rows']:>8}  {100 * stats['kept_rows'] / n:5.1f}%",
+    ]
     lines.append(f"  {'rejected':<34}{stats['input_rows'] - stats['kept_rows']:>8}")
     for reason, count in stats["rejected"].items():
         lines.append(f"    {reason:<32}{count:>8}  {100 * count / n:5.1f}%")
     for name, why in stats["skipped_filters"].items():
         lines.append(f"  SKIPPED {name}: {why}")
     if stats["rows_processed"]:
-        lines.append(f"  {stats['rows_processed']} rows processed in this invocation, {stats['elapsed_s']:.1f} s "
-                     f"({stats['rows_per_s']:.1f} rows/s)")
+        lines.append(
+            f"  {stats['rows_processed']} rows processed in this invocation, {stats['elapsed_s']:.1f} s "
+            f"({stats['rows_per_s']:.1f} rows/s)"
+        )
     else:
         lines.append("  every chunk was already done: nothing processed in this invocation (resumed run)")
     return "\n".join(lines)

@@ -62,8 +62,14 @@ def test_set_overrides_reach_filters_and_nested_fields():
 
 def test_fingerprint_ignores_output_dir_and_ray_but_not_thresholds():
     a = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 10}}]})
-    b = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 10}}], "output": {"dir": "elsewhere"},
-                          "ray": {"address": "auto"}})
+    b = config.from_dict(
+        {
+            **MINIMAL,
+            "filters": [{"min_side": {"min_pixels": 10}}],
+            "output": {"dir": "elsewhere"},
+            "ray": {"address": "auto"},
+        }
+    )
     c = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 11}}]})
     assert config.fingerprint(a) == config.fingerprint(b) != config.fingerprint(c)
 

@@ -49,12 +49,23 @@ def test_demo_rows_get_the_reason_they_were_built_for(demo_run, demo_input):
     cfg, _ = demo_run
     kinds = pq.read_table(demo_input / "urls.parquet").column("demo_kind").to_pylist()
     ledger = pq.read_table(cfg.out_dir / "ledger").sort_by("row_id").to_pylist()
-    expected = {"tiny": "min_side", "panorama": "max_aspect_ratio", "foreign": "language", "emoji":
-                "caption_text:emoji", "special_tag": "caption_text:special_tag", "too_long": "caption_text:too_long",
-                "mismatched": "clip_score", "not_found": "download:not_found", "corrupt": "image:decode_error",
-                "no_caption": "caption_text:missing", "no_url": "download:invalid_url", "good_en": None,
-                "good_zh": None, "html_kept": None}
-    for kind, row in zip(kinds, ledger):
+    expected = {
+        "tiny": "min_side",
+        "panorama": "max_aspect_ratio",
+        "foreign": "language",
+        "emoji": "caption_text:emoji",
+        "special_tag": "caption_text:special_tag",
+        "too_long": "caption_text:too_long",
+        "mismatched": "clip_score",
+        "not_found": "download:not_found",
+        "corrupt": "image:decode_error",
+        "no_caption": "caption_text:missing",
+        "no_url": "download:invalid_url",
+        "good_en": None,
+        "good_zh": None,
+        "html_kept": None,
+    }
+    for kind, row in zip(kinds, ledger, strict=True):
         if kind in expected:
             assert row["reject_reason"] == expected[kind], (kind, row)
 

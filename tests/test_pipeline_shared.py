@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from curate import config, pipeline
 from curate.clip.models import TINY_MODEL
@@ -19,19 +18,31 @@ EDGE_CAPTION = "a photo of a test image with several objects"
 def _filters(tiny_clip: Path) -> list:
     # COCO captions are not the demo CLIP's subjects: min_score -1 keeps every scored row, so the stage runs and
     # scores everything without deciding anything here.
-    return [{"min_side": {"min_pixels": 64}}, {"max_aspect_ratio": {"max_ratio": 3.0}}, "caption_text",
-            {"language": {}}, {"clip_score": {"model": TINY_MODEL, "pretrained": str(tiny_clip), "min_score": -1.0}}]
+    return [
+        {"min_side": {"min_pixels": 64}},
+        {"max_aspect_ratio": {"max_ratio": 3.0}},
+        "caption_text",
+        {"language": {}},
+        {"clip_score": {"model": TINY_MODEL, "pretrained": str(tiny_clip), "min_score": -1.0}},
+    ]
 
 
 def test_coco_images_with_real_captions_go_through_the_whole_pipeline(shared_data, tiny_clip, ray_local, tmp_path):
     coco = shared_data / "coco"
-    cfg = config.from_dict({
-        "name": "coco",
-        "input": {"coco_captions": {"annotations": str(coco / "annotations" / "captions_train2017.json"),
-                                    "images_dir": str(coco / "train2017")}, "rows_per_chunk": 100},
-        "filters": _filters(tiny_clip),
-        "output": {"dir": str(tmp_path / "coco"), "samples_per_shard": 64},
-    })
+    cfg = config.from_dict(
+        {
+            "name": "coco",
+            "input": {
+                "coco_captions": {
+                    "annotations": str(coco / "annotations" / "captions_train2017.json"),
+                    "images_dir": str(coco / "train2017"),
+                },
+                "rows_per_chunk": 100,
+            },
+            "filters": _filters(tiny_clip),
+            "output": {"dir": str(tmp_path / "coco"), "samples_per_shard": 64},
+        }
+    )
     stats = pipeline.run_filter(cfg)
     assert stats["input_rows"] == 250  # 50 images x 5 captions
     assert stats["kept_rows"] + sum(stats["rejected"].values()) == 250
@@ -53,16 +64,24 @@ def _edge_files(shared_data: Path) -> list[Path]:
 
 def test_every_edge_case_image_is_kept_or_gets_a_reason_local(shared_data, tiny_clip, ray_local, tmp_path):
     files = _edge_files(shared_data)
-    annotations = {"images": [{"id": i, "file_name": p.name} for i, p in enumerate(files)],
-                   "annotations": [{"id": i, "image_id": i, "caption": EDGE_CAPTION} for i in range(len(files))]}
+    annotations = {
+        "images": [{"id": i, "file_name": p.name} for i, p in enumerate(files)],
+        "annotations": [{"id": i, "image_id": i, "caption": EDGE_CAPTION} for i in range(len(files))],
+    }
     (tmp_path / "captions.json").write_text(json.dumps(annotations))
-    cfg = config.from_dict({
-        "name": "edge_local",
-        "input": {"coco_captions": {"annotations": str(tmp_path / "captions.json"),
-                                    "images_dir": str(shared_data / "images_edge")}},
-        "filters": _filters(tiny_clip),
-        "output": {"dir": str(tmp_path / "out")},
-    })
+    cfg = config.from_dict(
+        {
+            "name": "edge_local",
+            "input": {
+                "coco_captions": {
+                    "annotations": str(tmp_path / "captions.json"),
+                    "images_dir": str(shared_data / "images_edge"),
+                }
+            },
+            "filters": _filters(tiny_clip),
+            "output": {"dir": str(tmp_path / "out")},
+        }
+    )
     stats = pipeline.run_filter(cfg)
     rows = {Path(r["image_path"]).name: r for r in pq.read_table(tmp_path / "out" / "ledger").to_pylist()}
     assert len(rows) == len(files) == stats["input_rows"]
@@ -80,13 +99,17 @@ def test_every_edge_case_image_is_kept_or_gets_a_reason_downloaded(shared_data, 
     files = _edge_files(shared_data)
     urls = [p.name for p in files] + ["does-not-exist.jpg"]
     pq.write_table(pa.table({"url": urls, "caption": [EDGE_CAPTION] * len(urls)}), tmp_path / "urls.parquet")
-    cfg = config.from_dict({
-        "name": "edge_http",
-        "input": {"url_list": {"path": str(tmp_path / "urls.parquet"), "serve_dir": str(shared_data / "images_edge")}},
-        "download": {"processes": 1, "threads": 4, "timeout": 5},
-        "filters": _filters(tiny_clip),
-        "output": {"dir": str(tmp_path / "out")},
-    })
+    cfg = config.from_dict(
+        {
+            "name": "edge_http",
+            "input": {
+                "url_list": {"path": str(tmp_path / "urls.parquet"), "serve_dir": str(shared_data / "images_edge")}
+            },
+            "download": {"processes": 1, "threads": 4, "timeout": 5},
+            "filters": _filters(tiny_clip),
+            "output": {"dir": str(tmp_path / "out")},
+        }
+    )
     stats = pipeline.run_filter(cfg)
     rows = {r["url"]: r for r in pq.read_table(tmp_path / "out" / "ledger").to_pylist()}
     assert len(rows) == len(urls) == stats["input_rows"]

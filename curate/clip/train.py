@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 HELDOUT_FRACTION = 0.15
 
 
-def train_tiny_clip(pairs: str | Path, out: str | Path, steps: int = 150, seed: int = 0, batch_size: int = 64,
-                    lr: float = 1e-3) -> dict[str, float]:
+def train_tiny_clip(
+    pairs: str | Path, out: str | Path, *, steps: int = 150, seed: int = 0, batch_size: int = 64, lr: float = 1e-3
+) -> dict[str, float]:
     """Train and save a checkpoint open_clip can load as pretrained=<path>; returns held-out metrics."""
     import open_clip
     import torch
@@ -92,5 +93,10 @@ def _evaluate(model, images, tokens, photo) -> dict[str, float]:  # noqa: ANN001
     matched = np.diag(sim)
     shuffled = sim[~same]
     auc = float((matched[:, None] > shuffled[None, :]).mean())
-    return {"matched_mean": float(matched.mean()), "shuffled_mean": float(shuffled.mean()), "auc": auc,
-            "matched_p05": float(np.quantile(matched, 0.05)), "shuffled_p95": float(np.quantile(shuffled, 0.95))}
+    return {
+        "matched_mean": float(matched.mean()),
+        "shuffled_mean": float(shuffled.mean()),
+        "auc": auc,
+        "matched_p05": float(np.quantile(matched, 0.05)),
+        "shuffled_p95": float(np.quantile(shuffled, 0.95)),
+    }

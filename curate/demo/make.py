@@ -22,9 +22,21 @@ CAPTIONS_FILE = Path(__file__).resolve().parent.parent / "assets" / "demo_captio
 
 # Share of rows of each bad kind (the rest are good pairs); every filter gets some rejects.
 BAD_SHARES = {
-    "tiny": 0.033, "panorama": 0.033, "foreign": 0.04, "emoji": 0.025, "html_kept": 0.017, "html_short": 0.013,
-    "special_tag": 0.017, "irregular": 0.02, "too_short": 0.02, "too_long": 0.017, "mismatched": 0.083,
-    "not_found": 0.03, "corrupt": 0.033, "no_caption": 0.008, "no_url": 0.008,
+    "tiny": 0.033,
+    "panorama": 0.033,
+    "foreign": 0.04,
+    "emoji": 0.025,
+    "html_kept": 0.017,
+    "html_short": 0.013,
+    "special_tag": 0.017,
+    "irregular": 0.02,
+    "too_short": 0.02,
+    "too_long": 0.017,
+    "mismatched": 0.083,
+    "not_found": 0.03,
+    "corrupt": 0.033,
+    "no_caption": 0.008,
+    "no_url": 0.008,
 }
 ZH_SHARE_OF_GOOD = 0.17
 
@@ -86,12 +98,19 @@ def make_demo(out: str | Path, rows: int = 600, seed: int = 0) -> Path:
     kinds = _row_kinds(rows, rng)
     urls, captions = [], []
     for i, kind in enumerate(kinds):  # the demo_kind column says what each row was built to test
-        url, caption = _make_row(i, kind, photos, foreign, rng, out / "files")
+        url, caption = _make_row(i, kind, photos, foreign, rng, files=out / "files")
         urls.append(url)
         captions.append(caption)
-    write_parquet_atomic(out / "urls.parquet", pa.table({"url": pa.array(urls, pa.string()),
-                                                         "caption": pa.array(captions, pa.string()),
-                                                         "demo_kind": pa.array(kinds, pa.string())}))
+    write_parquet_atomic(
+        out / "urls.parquet",
+        pa.table(
+            {
+                "url": pa.array(urls, pa.string()),
+                "caption": pa.array(captions, pa.string()),
+                "demo_kind": pa.array(kinds, pa.string()),
+            }
+        ),
+    )
     _make_clip_train(photos, rng, out)
     write_bytes_atomic(out / "_SUCCESS", b"")
     log.info("demo input: %d rows in %s", rows, out)
@@ -107,50 +126,73 @@ def _row_kinds(rows: int, rng: np.random.Generator) -> list[str]:
     return [kinds[i] for i in order]
 
 
-def _make_row(i: int, kind: str, photos: list[Photo], foreign: list[dict], rng: np.random.Generator,
-              files: Path) -> tuple[str | None, str | None]:
+# Captions picked from a fixed list for kinds that test one text rule each.
+FIXED_CAPTIONS = {
+    "html_short": ['<a href="https://example.com/p/1">link</a>', "<br/><img src='a.png'/>&nbsp;", "<div>photo</div>"],
+    "irregular": [
+        "IMG_20190412_123456.jpg",
+        "DSC01234 DSC01235 0123456789",
+        "#### ---- #### 2019-04-12",
+        "https://example.com/images/9f8e7d6c5b4a39281706f5e4d3c2b1a0.jpg",
+    ],
+    "too_short": ["cat", "photo", "猫", "image 1"],
+    "emoji": ["😍", "🔥🔥", "❤️", "✨ so cute ✨", "👍"],  # appended to a good caption
+}
+
+
+def _make_row(
+    i: int, kind: str, photos: list[Photo], foreign: list[dict], rng: np.random.Generator, *, files: Path
+) -> tuple[str | None, str | None]:
+    """(relative URL, caption) of demo row i; writes its image file unless the row has none."""
     photo = photos[int(rng.integers(len(photos)))]
-    caption = photo.en[int(rng.integers(len(photo.en)))]
+    caption = _caption(kind, photo, photos, foreign, rng)
+    if kind == "not_found":
+        return f"images/missing-{i:06d}.jpg", caption
+    if kind == "no_url":
+        return None, caption
+    data = jpeg(_image(kind, photo, rng), rng)
     name = f"images/{i:06d}.jpg"
-    image = variant(photo, rng, (240, 480))
+    write_bytes_atomic(files / name, _corrupt(data, rng) if kind == "corrupt" else data)
+    return name, caption
+
+
+def _pick(options: list | tuple, rng: np.random.Generator):  # noqa: ANN202 - element of options
+    return options[int(rng.integers(len(options)))]
+
+
+def _caption(
+    kind: str, photo: Photo, photos: list[Photo], foreign: list[dict], rng: np.random.Generator
+) -> str | None:
+    caption = _pick(photo.en, rng)
     if kind == "good_zh":
-        caption = photo.zh[int(rng.integers(len(photo.zh)))]
-    elif kind == "tiny":
-        image = variant(photo, rng, (16, 100))
-    elif kind == "panorama":  # a thin strip, >= 4:1
+        return _pick(photo.zh, rng)
+    if kind == "foreign":
+        return _pick(foreign, rng)["text"]
+    if kind == "mismatched":
+        other = photos[(photos.index(photo) + int(rng.integers(1, len(photos)))) % len(photos)]
+        return _pick(other.en, rng)
+    if kind == "emoji":
+        return f"{caption} {_pick(FIXED_CAPTIONS['emoji'], rng)}"
+    if kind in FIXED_CAPTIONS:
+        return _pick(FIXED_CAPTIONS[kind], rng)
+    templates = {
+        "html_kept": f"<p><b>{caption.capitalize()}</b> &amp; more&nbsp;photos</p>",
+        "special_tag": f"<PERSON> next to {caption}",
+        "too_long": " ".join(photo.en * 2),  # ~150 words
+        "no_caption": None,
+    }
+    return templates.get(kind, caption)
+
+
+def _image(kind: str, photo: Photo, rng: np.random.Generator) -> Image.Image:
+    if kind == "tiny":
+        return variant(photo, rng, (16, 100))
+    image = variant(photo, rng, (240, 480))
+    if kind == "panorama":  # a thin strip, >= 4:1
         strip = image.crop((0, 0, image.width, max(8, image.width // int(rng.integers(4, 9)))))
         scale = 200 / strip.height  # short side stays above min_side: this row is for max_aspect_ratio
-        image = strip.resize((round(strip.width * scale), 200))
-    elif kind == "foreign":
-        caption = foreign[int(rng.integers(len(foreign)))]["text"]
-    elif kind == "emoji":
-        caption = f"{caption} {['😍', '🔥🔥', '❤️', '✨ so cute ✨', '👍'][int(rng.integers(5))]}"
-    elif kind == "html_kept":
-        caption = f"<p><b>{caption.capitalize()}</b> &amp; more&nbsp;photos</p>"
-    elif kind == "html_short":
-        caption = ['<a href="https://example.com/p/1">link</a>', "<br/><img src='a.png'/>&nbsp;",
-                   "<div>photo</div>"][int(rng.integers(3))]
-    elif kind == "special_tag":
-        caption = f"<PERSON> next to {caption}"
-    elif kind == "irregular":
-        caption = ["IMG_20190412_123456.jpg", "DSC01234 DSC01235 0123456789", "#### ---- #### 2019-04-12",
-                   "https://example.com/images/9f8e7d6c5b4a39281706f5e4d3c2b1a0.jpg"][int(rng.integers(4))]
-    elif kind == "too_short":
-        caption = ["cat", "photo", "猫", "image 1"][int(rng.integers(4))]
-    elif kind == "too_long":
-        caption = " ".join(photo.en * 2)  # ~150 words
-    elif kind == "mismatched":
-        other = photos[(photos.index(photo) + int(rng.integers(1, len(photos)))) % len(photos)]
-        caption = other.en[int(rng.integers(len(other.en)))]
-    elif kind == "not_found":
-        return f"images/missing-{i:06d}.jpg", caption
-    elif kind == "no_caption":
-        caption = None
-    elif kind == "no_url":
-        return None, caption
-    data = _corrupt(jpeg(image, rng), rng) if kind == "corrupt" else jpeg(image, rng)
-    write_bytes_atomic(files / name, data)
-    return name, caption
+        return strip.resize((round(strip.width * scale), 200))
+    return image
 
 
 def _corrupt(data: bytes, rng: np.random.Generator) -> bytes:
@@ -175,7 +217,13 @@ def _make_clip_train(photos: list[Photo], rng: np.random.Generator, out: Path, p
             paths.append(name)
             captions.append(pool[int(rng.integers(len(pool)))])
             photo_ids.append(p)
-    write_parquet_atomic(out / "clip_train.parquet", pa.table({
-        "image_path": pa.array(paths, pa.string()), "caption": pa.array(captions, pa.string()),
-        "photo": pa.array(photo_ids, pa.int32()),
-    }))
+    write_parquet_atomic(
+        out / "clip_train.parquet",
+        pa.table(
+            {
+                "image_path": pa.array(paths, pa.string()),
+                "caption": pa.array(captions, pa.string()),
+                "photo": pa.array(photo_ids, pa.int32()),
+            }
+        ),
+    )

@@ -84,8 +84,11 @@ class Filter:
         batch = batch.copy()
         for column in [*scores.columns, "reject_reason"]:
             values = reasons if column == "reject_reason" else scores[column]
-            merged = batch[column].astype(object) if column in batch.columns else pd.Series(None, index=batch.index,
-                                                                                            dtype=object)
+            merged = (
+                batch[column].astype(object)
+                if column in batch.columns
+                else pd.Series(None, index=batch.index, dtype=object)
+            )
             merged[alive] = values.to_numpy(dtype=object)
             batch[column] = merged
         return conform(batch)

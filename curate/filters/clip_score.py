@@ -68,7 +68,7 @@ class ClipScore(Filter):
         if not hasattr(self, "_model"):
             self.setup()
         scores = np.full(len(rows), np.nan)
-        records = list(zip(rows["image_path"], rows["image_member"], rows["caption"]))
+        records = list(zip(rows["image_path"], rows["image_member"], rows["caption"], strict=True))
         for start in range(0, len(records), self.batch_size):
             part = records[start : start + self.batch_size]
             scores[start : start + len(part)] = self._score_batch(part)
@@ -86,7 +86,8 @@ class ClipScore(Filter):
                 image = decode_rgb(read_image_bytes(path, member, self._tars), min_size=self._decode_size)
                 pixels.append(self._preprocess(image))
             except Exception as err:  # noqa: BLE001
-                log.warning("clip_score: cannot decode %s %s: %s", path, member if isinstance(member, str) else "", err)
+                member = member if isinstance(member, str) else ""
+                log.warning("clip_score: cannot decode %s %s: %s", path, member, err)
                 continue
             texts.append(caption or "")
             where.append(i)
@@ -101,8 +102,7 @@ class ClipScore(Filter):
 
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [
-            "image:decode_error" if math.isnan(score) else ("clip_score" if score < self.min_score
-                                                                              else None)
+            "image:decode_error" if math.isnan(score) else ("clip_score" if score < self.min_score else None)
             for score in numeric(rows["clip_score"])
         ]
         return pd.Series(reasons, index=rows.index, dtype=object)

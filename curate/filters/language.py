@@ -72,9 +72,7 @@ class Language(Filter):
     def score(self, rows: Batch) -> pd.DataFrame:
         texts = [t if isinstance(t, str) else "" for t in rows["caption"]]
         results = [self.detect(t) if t else ("", 0.0) for t in texts]
-        return pd.DataFrame(
-            {"lang": [r[0] for r in results], "lang_score": [r[1] for r in results]}, index=rows.index
-        )
+        return pd.DataFrame({"lang": [r[0] for r in results], "lang_score": [r[1] for r in results]}, index=rows.index)
 
     def verdict(self, rows: Batch) -> pd.Series:
         keep = set(self.keep)
@@ -82,7 +80,7 @@ class Language(Filter):
             lang in keep
             and score >= self.min_score
             and not (self.reject_foreign_script and isinstance(text, str) and FOREIGN_LETTER.search(text))
-            for lang, score, text in zip(rows["lang"], numeric(rows["lang_score"]), rows["caption"])
+            for lang, score, text in zip(rows["lang"], numeric(rows["lang_score"]), rows["caption"], strict=True)
         ]
         return self.reject_where([not o for o in ok], rows.index)
 

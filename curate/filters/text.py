@@ -91,13 +91,22 @@ class CaptionText(Filter):
         )
 
     def verdict(self, rows: Batch) -> pd.Series:
-        reasons = [self._reason(*values) for values in zip(
-            rows["caption_raw"], rows["caption"], rows["caption_chars"], rows["caption_words"],
-            rows["caption_alpha_ratio"],
-        )]
+        reasons = [
+            self._reason(*values)
+            for values in zip(
+                rows["caption_raw"],
+                rows["caption"],
+                rows["caption_chars"],
+                rows["caption_words"],
+                rows["caption_alpha_ratio"],
+                strict=True,
+            )
+        ]
         return pd.Series(reasons, index=rows.index, dtype=object)
 
-    def _reason(self, raw: str | None, text: str | None, chars: int, words: int, alpha: float) -> str | None:
+    def _reason(  # noqa: PLR0911 - one return per rule, in REASONS order
+        self, raw: str | None, text: str | None, chars: int, words: int, alpha: float
+    ) -> str | None:
         if not isinstance(raw, str) or not raw.strip():
             return "caption_text:missing"
         if SPECIAL_TAG.search(html.unescape(html.unescape(raw))):

@@ -75,8 +75,9 @@ def download(rows: pa.Table, raw_dir: Path, cfg: DownloadConfig, rows_per_chunk:
     if base_url:  # relative entries of a served folder resolve against the loopback server
         urls = [urljoin(base_url, u) if u and "://" not in u else u for u in urls]
     url_file = raw_dir / "_urls.parquet"
-    write_parquet_atomic(url_file, pa.table({"url": pa.array([u or "" for u in urls], pa.string()),
-                                            "row_id": rows.column("row_id")}))
+    write_parquet_atomic(
+        url_file, pa.table({"url": pa.array([u or "" for u in urls], pa.string()), "row_id": rows.column("row_id")})
+    )
     num_chunks = math.ceil(rows.num_rows / rows_per_chunk)
     previous_sigint = signal.getsignal(signal.SIGINT)
     try:
@@ -121,36 +122,54 @@ def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) 
         ).to_pylist():
             by_row[rec["row_id"]] = rec
     tar_path = str((raw_dir / f"{name}.tar").resolve())
-    columns: dict[str, list] = {k: [] for k in ("download_status", "error_message", "width", "height",
-                                                "image_path", "image_member", "reject_reason")}
+    columns: dict[str, list] = {
+        k: []
+        for k in ("download_status", "error_message", "width", "height", "image_path", "image_member", "reject_reason")
+    }
     for row_id in rows.column("row_id").to_pylist():
         rec = by_row.get(row_id)
         if rec is None:
-            _append(columns, None, "img2dataset produced no result for this row", None, None, None, None,
-                    "download:missing")
+            _append(
+                columns,
+                None,
+                "img2dataset produced no result for this row",
+                None,
+                None,
+                None,
+                None,
+                "download:missing",
+            )
             continue
         reason = download_reason(rec["status"], rec["error_message"])
         ok = reason is None
-        _append(columns, rec["status"], rec["error_message"],
-                (rec["original_width"] or rec["width"]) if ok else None,
-                (rec["original_height"] or rec["height"]) if ok else None,
-                tar_path if ok else None, f"{rec['key']}.jpg" if ok else None, reason)
-    extra = pa.table({
-        "download_status": pa.array(columns["download_status"], pa.string()),
-        "error_message": pa.array(columns["error_message"], pa.string()),
-        "width": pa.array(columns["width"], pa.int32()),
-        "height": pa.array(columns["height"], pa.int32()),
-        "image_path": pa.array(columns["image_path"], pa.string()),
-        "image_member": pa.array(columns["image_member"], pa.string()),
-        "reject_reason": pa.array(columns["reject_reason"], pa.string()),
-    })
+        _append(
+            columns,
+            rec["status"],
+            rec["error_message"],
+            (rec["original_width"] or rec["width"]) if ok else None,
+            (rec["original_height"] or rec["height"]) if ok else None,
+            tar_path if ok else None,
+            f"{rec['key']}.jpg" if ok else None,
+            reason,
+        )
+    extra = pa.table(
+        {
+            "download_status": pa.array(columns["download_status"], pa.string()),
+            "error_message": pa.array(columns["error_message"], pa.string()),
+            "width": pa.array(columns["width"], pa.int32()),
+            "height": pa.array(columns["height"], pa.int32()),
+            "image_path": pa.array(columns["image_path"], pa.string()),
+            "image_member": pa.array(columns["image_member"], pa.string()),
+            "reject_reason": pa.array(columns["reject_reason"], pa.string()),
+        }
+    )
     for column in extra.column_names:
         rows = rows.append_column(column, extra.column(column))
     return rows
 
 
 def _append(columns: dict[str, list], *values: object) -> None:
-    for column, value in zip(columns, values):
+    for column, value in zip(columns, values, strict=True):
         columns[column].append(value)
 
 

@@ -49,8 +49,13 @@ def write_shards(out: Path, samples_per_shard: int) -> int:
         written += 1
     for stale in sorted((out / SHARD_DIR).glob("shard-*.tar"))[count:]:
         stale.unlink()  # left by a run whose ledger had more kept rows: never mix two runs' shards
-    log.info("shards: %d of %d written now (%d kept samples, %d per shard)", written, count, kept.num_rows,
-             samples_per_shard)
+    log.info(
+        "shards: %d of %d written now (%d kept samples, %d per shard)",
+        written,
+        count,
+        kept.num_rows,
+        samples_per_shard,
+    )
     return count
 
 
@@ -67,4 +72,3 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)  # fixed metadata: same rows -> byte-identical shard
     info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
     tar.addfile(info, io.BytesIO(data))
-

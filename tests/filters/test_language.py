@@ -30,8 +30,12 @@ def test_detect(language, text, lang):
 
 
 def test_verdict_keeps_en_zh_and_rejects_the_rest(language):
-    captions = ["a red car parked on the street", "一辆红色的汽车停在街上", "ein rotes Auto parkt auf der Straße",
-                "a red car parked near Красная площадь"]  # Cyrillic letters: not English/Chinese characters
+    captions = [
+        "a red car parked on the street",
+        "一辆红色的汽车停在街上",
+        "ein rotes Auto parkt auf der Straße",
+        "a red car parked near Красная площадь",
+    ]  # Cyrillic letters: not English/Chinese characters
     out = language(make_batch(caption=captions))
     assert out["reject_reason"].tolist() == [None, None, "language", "language"]
     assert out["lang"].tolist()[:3] == ["en", "zh", "de"]
