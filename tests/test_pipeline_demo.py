@@ -11,6 +11,7 @@ import pytest
 from helpers import REPO, demo_overrides
 
 from curate import config, pipeline
+from curate import stats as stats_module
 from curate.errors import ConfigError
 from curate.schema import LEDGER_COLUMNS
 
@@ -130,3 +131,21 @@ def test_chunk_lost_mid_run_is_redone(demo_run, ray_local):
     assert again["rows_processed"] == 200
     assert again["rejected"] == stats["rejected"] and again["kept_rows"] == stats["kept_rows"]
     assert Path(cfg.out_dir / "_SUCCESS").exists()
+
+
+def test_skipped_clip_stage_is_reported(demo_input, ray_local, tmp_path):
+    overrides = [
+        f"input.url_list.path={demo_input / 'urls.parquet'}",
+        f"input.url_list.serve_dir={demo_input / 'files'}",
+        "input.limit=40",
+        "filters.clip_score.skip=true",
+        "filters.clip_score.pretrained=/nowhere.pt",
+        f"output.dir={tmp_path / 'out'}",
+    ]
+    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml", overrides)
+    stats = pipeline.run_filter(cfg)
+    assert stats["input_rows"] == 40 == stats["kept_rows"] + sum(stats["rejected"].values())
+    assert stats["skipped_filters"] == {"clip_score": "skip: true in the config"}
+    assert [f for f in stats["funnel"] if f["stage"] == "clip_score"][0]["skipped"] is True
+    assert "SKIPPED clip_score" in stats_module.summary_table(stats, cfg.out_dir)
+    assert pq.read_table(cfg.out_dir / "ledger").column("clip_score").null_count == 40
