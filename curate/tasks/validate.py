@@ -1,0 +1,116 @@
+"""Format rules for a task sample, after the parse rules of QwenLM/Qwen-VL (QWENVL_FORMAT.md §4.1-4.4, §8).
+
+check_sample returns every rule a sample breaks; an empty list means the sample is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from curate.tasks import qwen
+
+TAG = re.compile(r"</?(?:img|ref|box|quad)>")
+BOX_BODY = re.compile(r"\((\d{1,3}),(\d{1,3})\),\((\d{1,3}),(\d{1,3})\)")  # exactly four integers, `),(` no space
+QUAD_BODY = re.compile(r"\((\d{1,3}),(\d{1,3})\)(?:,\((\d{1,3}),(\d{1,3})\)){3}")
+CHAT_TOKEN = re.compile(r"<imgpad>|<\|(?:im_start|im_end|extra_\d+)\|>")
+FIELDS = {"task": str, "source": str, "key": str, "images": list, "prefix": str, "target": str}
+
+
+def check_sample(sample: dict[str, Any]) -> list[str]:
+    """Every format rule the sample breaks."""
+    errors = [f"field {name} missing or not {kind.__name__}" for name, kind in FIELDS.items()
+              if not isinstance(sample.get(name), kind)]
+    if errors:
+        return errors
+    from curate.tasks import TASKS
+
+    if sample["task"] not in TASKS:
+        errors.append(f"unknown task {sample['task']!r}")
+    text = sample["prefix"] + sample["target"]
+    if not sample["target"].endswith(qwen.EOS) or text.count(qwen.EOS) != 1:
+        errors.append("target must end with <|endoftext|>, which appears nowhere else")
+    if CHAT_TOKEN.search(text):
+        errors.append("chat/padding special token in a pre-training sample")
+    errors += _check_tags(text, sample["images"])
+    return errors
+
+
+def _check_tags(text: str, images: list[str]) -> list[str]:  # noqa: C901 - one branch per rule
+    errors, paths, open_tag, open_at = [], [], None, 0
+    for m in TAG.finditer(text):
+        tag = m.group()
+        if not tag.startswith("</"):
+            if open_tag:
+                errors.append(f"{tag} inside <{open_tag}>: tags never nest")
+            open_tag, open_at = tag[1:-1], m.end()
+            if tag == qwen.QUAD_START and not text[: m.start()].endswith(qwen.REF_END):
+                errors.append("<quad> must follow </ref> directly")
+            continue
+        if open_tag != tag[2:-1]:
+            errors.append(f"{tag} without its opening tag")
+            open_tag = None
+            continue
+        body = text[open_at : m.start()]
+        open_tag = None
+        if tag == qwen.BOX_END:
+            errors += _check_box(body)
+        elif tag == qwen.QUAD_END:
+            if not QUAD_BODY.fullmatch(body):
+                errors.append(f"quad {body!r} is not four (x,y) integer corners")
+        elif tag == qwen.IMG_END:
+            paths.append(body)
+            if len(body.encode()) > qwen.MAX_IMAGE_PATH_BYTES or "<" in body:
+                errors.append(f"image path {body[:40]!r} over 256 bytes or holds '<'")
+        elif tag == qwen.REF_END and not text[m.end() :].startswith((qwen.BOX_START, qwen.QUAD_START)):
+            errors.append("</ref> must be followed directly by <box> or <quad>")
+    if open_tag:
+        errors.append(f"<{open_tag}> never closed")
+    if paths != list(images):
+        errors.append(f"images {images} do not match the <img> paths {paths}")
+    return errors
+
+
+def _check_box(body: str) -> list[str]:
+    m = BOX_BODY.fullmatch(body)
+    if not m:
+        return [f"box {body!r} is not (x1,y1),(x2,y2) with four integers and no spaces"]
+    x1, y1, x2, y2 = map(int, m.groups())
+    if max(x1, y1, x2, y2) > 999 or x1 > x2 or y1 > y2:
+        return [f"box {body!r} outside 0..999 or corners out of order"]
+    return []
+
+
+def iter_samples(path: Path) -> Iterator[dict[str, Any]]:
+    """Sample JSONs from a .tar shard, a .parquet part, or every one of those under a folder."""
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.suffix in (".tar", ".parquet")):
+            yield from iter_samples(child)
+    elif path.suffix == ".tar":
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.name.endswith(".json"):
+                    yield json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+    elif path.suffix == ".parquet":
+        columns = [c for c in pq.read_schema(path).names if c != "image"]
+        yield from pq.read_table(path, columns=columns).to_pylist()
+    else:
+        raise ValueError(f"{path}: expected a .tar shard, a .parquet file or a folder")
+
+
+def validate_paths(paths: list[Path]) -> tuple[int, dict[str, list[str]]]:
+    """(samples checked, {key: errors}) over all given shards / parquet files / folders."""
+    checked, bad = 0, {}
+    for path in paths:
+        for sample in iter_samples(path):
+            checked += 1
+            errors = check_sample(sample)
+            if errors:
+                bad[str(sample.get("key"))] = errors
+    return checked, bad
