@@ -33,6 +33,27 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from curate import build, config
+
+    overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
+    cfg = config.load_build(args.config, overrides)
+    print(build.summary_table(build.run_build(cfg, overwrite=args.overwrite), cfg.out_dir))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from curate.tasks.validate import validate_paths
+
+    checked, bad = validate_paths([Path(p) for p in args.paths])
+    for key, errors in sorted(bad.items()):
+        print(f"{key}: {'; '.join(errors)}")
+    print(f"{checked} samples checked, {len(bad)} invalid")
+    return 1 if bad or not checked else 0
+
+
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from curate.demo.make import make_demo
 
@@ -69,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: local Ray, or $RAY_ADDRESS)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing output dir instead of resuming")
     p.set_defaults(func=cmd_filter)
+
+    p = sub.add_parser("build", help="stage-2 task building: sources -> the seven Qwen-VL task formats -> shards")
+    p.add_argument("config", help="build YAML, e.g. pipelines/tasks_shared.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--out", help="output dir (default out/<name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a build made with another config")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("validate", help="check task samples (shards, parquet, folders) against the format rules")
+    p.add_argument("paths", nargs="+", help=".tar shards, .parquet parts or folders holding them")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("demo-data", help="generate the embedded demo input (images + URL list)")
     p.add_argument("--out", default="out/demo_input", help="folder to write (default out/demo_input)")

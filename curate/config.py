@@ -145,11 +145,50 @@ class FilterRunConfig:
         return Path(self.output.dir or f"out/{self.name}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class BuildConfig:
+    """A stage-2 task build (curate build): sources -> task builders -> shards per task."""
+
+    name: str
+    sources: tuple[Any, ...]
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
+        if not self.sources:
+            raise ConfigError("sources must list at least one source")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output.dir or f"out/{self.name}")
+
+
 # ---------------------------------------------------------------------------------------------- loading
 
 
+LIST_SECTIONS = ("filters", "sources")  # list sections whose entries overrides address by name
+
+
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FilterRunConfig:
-    """Read a pipeline YAML, apply `key=value` overrides and build the validated config tree."""
+    """Read a filter pipeline YAML, apply `key=value` overrides and build the validated config tree."""
+    return from_dict(_read_yaml(path, overrides), where=Path(path).name)
+
+
+def load_build(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> BuildConfig:
+    """Read a task-build YAML (curate build), apply overrides, validate."""
+    return build_from_dict(_read_yaml(path, overrides), where=Path(path).name)
+
+
+def build_from_dict(raw: dict[str, Any], where: str = "config") -> BuildConfig:
+    from curate.sources import SOURCES
+
+    raw = dict(raw)
+    raw["sources"] = tuple(_build_named(e, SOURCES, "sources", where) for e in raw.get("sources") or [])
+    return _build(BuildConfig, raw, where)
+
+
+def _read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
@@ -161,13 +200,13 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Filte
         raise ConfigError(f"{path}: top level must be a mapping")
     for item in overrides:
         apply_override(raw, item)
-    return from_dict(raw, where=path.name)
+    return raw
 
 
 def from_dict(raw: dict[str, Any], where: str = "config") -> FilterRunConfig:
     """Build a FilterRunConfig from plain data (as parsed from YAML)."""
     raw = dict(raw)
-    raw["filters"] = tuple(_build_filter(entry, where) for entry in raw.get("filters") or [])
+    raw["filters"] = tuple(_build_named(e, FILTERS, "filters", where) for e in raw.get("filters") or [])
     return _build(FilterRunConfig, raw, where)
 
 
@@ -179,10 +218,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     value = yaml.safe_load(text) if text.strip() else None
     parts = key.strip().split(".")
     node: Any = raw
-    if parts[0] == "filters":
+    if parts[0] in LIST_SECTIONS:
         if len(parts) < 3:
-            raise ConfigError(f"override {item!r} must look like filters.<name>.<field>=value")
-        node = _filter_entry(raw, parts[1], item)
+            raise ConfigError(f"override {item!r} must look like {parts[0]}.<name>.<field>=value")
+        node = _list_entry(raw, parts[0], parts[1], item)
         parts = parts[2:]
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -191,8 +230,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
-def _filter_entry(raw: dict[str, Any], name: str, item: str) -> dict[str, Any]:
-    entries = raw.get("filters") or []
+def _list_entry(raw: dict[str, Any], section: str, name: str, item: str) -> dict[str, Any]:
+    entries = raw.get(section) or []
     for i, entry in enumerate(entries):
         if entry == name:  # bare `- language` entry: give it a mapping to write into
             entry = entries[i] = {name: {}}
@@ -201,18 +240,19 @@ def _filter_entry(raw: dict[str, Any], name: str, item: str) -> dict[str, Any]:
                 entry[name] = {}
             return entry[name]
     listed = [e if isinstance(e, str) else next(iter(e)) for e in entries if e]
-    raise ConfigError(f"override {item!r}: no filter {name!r} in this pipeline; listed: {', '.join(listed)}")
+    raise ConfigError(f"override {item!r}: no {section[:-1]} {name!r} in this pipeline; listed: {', '.join(listed)}")
 
 
-def _build_filter(entry: Any, where: str) -> Filter:
+def _build_named(entry: Any, table: dict[str, type], section: str, where: str) -> Any:
+    """One `{name: {field: value}}` entry of a list section (filters, sources), resolved through its table."""
     if isinstance(entry, str):
         entry = {entry: {}}
     if not isinstance(entry, dict) or len(entry) != 1:
-        raise ConfigError(f"{where}: each filters entry must be {{name: {{field: value}}}}, got {entry!r}")
+        raise ConfigError(f"{where}: each {section} entry must be {{name: {{field: value}}}}, got {entry!r}")
     name, kwargs = next(iter(entry.items()))
-    if name not in FILTERS:
-        raise ConfigError(f"unknown filter {name!r} in {where}; known: {', '.join(sorted(FILTERS))}")
-    return _build(FILTERS[name], kwargs or {}, f"{where}: filters.{name}")
+    if name not in table:
+        raise ConfigError(f"unknown {section[:-1]} {name!r} in {where}; known: {', '.join(sorted(table))}")
+    return _build(table[name], kwargs or {}, f"{where}: {section}.{name}")
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -282,28 +322,33 @@ def _coerce_union(options: tuple[Any, ...], value: Any, where: str) -> Any:
 # ---------------------------------------------------------------------------------------------- dumping
 
 
-def to_dict(cfg: FilterRunConfig) -> dict[str, Any]:
+def to_dict(cfg: Any) -> dict[str, Any]:
     """The resolved config as plain data, in the same shape the YAML uses."""
-    out = {f.name: _plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if f.name != "filters"}
-    out["filters"] = [{f.name: _plain(f)} for f in cfg.filters]
-    return out
+    return _plain(cfg)
 
 
 def _plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
     if isinstance(obj, tuple):
-        return [_plain(v) for v in obj]
+        # entries of list sections are written back as {name: fields}, as in the YAML
+        return [{_entry_name(v): _plain(v)} if _entry_name(v) else _plain(v) for v in obj]
     return obj
 
 
-def to_yaml(cfg: FilterRunConfig) -> str:
+def _entry_name(obj: Any) -> str | None:
+    if not dataclasses.is_dataclass(obj):
+        return None
+    return getattr(type(obj), "kind", None) or getattr(type(obj), "name", None)
+
+
+def to_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
 
 
-def fingerprint(cfg: FilterRunConfig) -> str:
+def fingerprint(cfg: Any) -> str:
     """Hash of everything that changes results (not where they go nor how Ray is reached)."""
     data = to_dict(cfg)
     data.pop("ray", None)
-    data["output"] = {k: v for k, v in data["output"].items() if k != "dir"}
+    data["output"] = {k: v for k, v in data.get("output", {}).items() if k != "dir"}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -7,8 +7,6 @@ from curate.tasks.ocr import Ocr
 from curate.tasks.text import Text
 from curate.tasks.vqa import Vqa
 
-TASKS: dict[str, type] = {
-    t.name: t for t in (Caption, Vqa, Grounding, RefGrounding, GroundedCaption, Ocr, Text)
-}
+TASKS: dict[str, type] = {t.name: t for t in (Caption, Vqa, Grounding, RefGrounding, GroundedCaption, Ocr, Text)}
 
 __all__ = ["TASKS", "Example", "Skip", "TaskBuilder"]

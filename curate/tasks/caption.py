@@ -23,6 +23,11 @@ class Caption:
                 yield Skip("empty_caption")
                 continue
             prompt = qwen.PROMPTS["caption"][language_of(caption)]
-            yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"], i),
-                          images=(record["image"],), prefix=qwen.img(record["image"]) + prompt,
-                          target=f" {caption}{qwen.EOS}")
+            yield Example(
+                task=self.name,
+                source=record["source"],
+                key=make_key(record["source"], record["id"], i),
+                images=(record["image"],),
+                prefix=qwen.img(record["image"]) + prompt,
+                target=f" {caption}{qwen.EOS}",
+            )

@@ -101,9 +101,14 @@ class Grounding:
                 yield Skip("no_grounded_phrase")
                 continue
             prompt = qwen.PROMPTS["grounding"][language_of(text)]
-            yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"], i),
-                          images=(record["image"],), prefix=qwen.img(record["image"]) + prompt,
-                          target=grounded_text(text, phrases, size) + qwen.EOS)
+            yield Example(
+                task=self.name,
+                source=record["source"],
+                key=make_key(record["source"], record["id"], i),
+                images=(record["image"],),
+                prefix=qwen.img(record["image"]) + prompt,
+                target=grounded_text(text, phrases, size) + qwen.EOS,
+            )
 
 
 def _region_refs(record: Mapping[str, Any]) -> Built:
@@ -131,9 +136,14 @@ class RefGrounding:
                 yield item
                 continue
             i, expression, bbox = item
-            yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"], i),
-                          images=(record["image"],), prefix=qwen.img(record["image"]) + qwen.ref(expression),
-                          target=qwen.box(bbox, size) + qwen.EOS)
+            yield Example(
+                task=self.name,
+                source=record["source"],
+                key=make_key(record["source"], record["id"], i),
+                images=(record["image"],),
+                prefix=qwen.img(record["image"]) + qwen.ref(expression),
+                target=qwen.box(bbox, size) + qwen.EOS,
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +161,11 @@ class GroundedCaption:
             i, expression, bbox = item
             lang = language_of(expression)
             this, verb = qwen.PROMPTS["grounded_caption"][lang]
-            yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"], i),
-                          images=(record["image"],),
-                          prefix=qwen.img(record["image"]) + qwen.ref(this) + qwen.box(bbox, size) + verb,
-                          target=(" " if lang == "en" else "") + expression + qwen.EOS)
+            yield Example(
+                task=self.name,
+                source=record["source"],
+                key=make_key(record["source"], record["id"], i),
+                images=(record["image"],),
+                prefix=qwen.img(record["image"]) + qwen.ref(this) + qwen.box(bbox, size) + verb,
+                target=(" " if lang == "en" else "") + expression + qwen.EOS,
+            )

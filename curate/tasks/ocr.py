@@ -40,6 +40,11 @@ class Ocr:
         if not parts:
             yield Skip("no_text_lines")
             return
-        yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"]),
-                      images=(record["image"],), prefix=qwen.img(record["image"]) + qwen.PROMPTS["ocr"]["en"],
-                      target="".join(parts) + qwen.EOS)
+        yield Example(
+            task=self.name,
+            source=record["source"],
+            key=make_key(record["source"], record["id"]),
+            images=(record["image"],),
+            prefix=qwen.img(record["image"]) + qwen.PROMPTS["ocr"]["en"],
+            target="".join(parts) + qwen.EOS,
+        )

@@ -49,7 +49,13 @@ class Text:
                 yield Skip("too_short")
                 continue
             produced += 1
-            yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"], i),
-                          images=(), prefix="", target=piece + qwen.EOS)
+            yield Example(
+                task=self.name,
+                source=record["source"],
+                key=make_key(record["source"], record["id"], i),
+                images=(),
+                prefix="",
+                target=piece + qwen.EOS,
+            )
         if not produced and not text:
             yield Skip("empty_text")

@@ -25,8 +25,11 @@ FIELDS = {"task": str, "source": str, "key": str, "images": list, "prefix": str,
 
 def check_sample(sample: dict[str, Any]) -> list[str]:
     """Every format rule the sample breaks."""
-    errors = [f"field {name} missing or not {kind.__name__}" for name, kind in FIELDS.items()
-              if not isinstance(sample.get(name), kind)]
+    errors = [
+        f"field {name} missing or not {kind.__name__}"
+        for name, kind in FIELDS.items()
+        if not isinstance(sample.get(name), kind)
+    ]
     if errors:
         return errors
     from curate.tasks import TASKS
@@ -42,7 +45,7 @@ def check_sample(sample: dict[str, Any]) -> list[str]:
     return errors
 
 
-def _check_tags(text: str, images: list[str]) -> list[str]:  # noqa: C901 - one branch per rule
+def _check_tags(text: str, images: list[str]) -> list[str]:
     errors, paths, open_tag, open_at = [], [], None, 0
     for m in TAG.finditer(text):
         tag = m.group()
@@ -52,29 +55,33 @@ def _check_tags(text: str, images: list[str]) -> list[str]:  # noqa: C901 - one 
             open_tag, open_at = tag[1:-1], m.end()
             if tag == qwen.QUAD_START and not text[: m.start()].endswith(qwen.REF_END):
                 errors.append("<quad> must follow </ref> directly")
-            continue
-        if open_tag != tag[2:-1]:
+        elif open_tag != tag[2:-1]:
             errors.append(f"{tag} without its opening tag")
             open_tag = None
-            continue
-        body = text[open_at : m.start()]
-        open_tag = None
-        if tag == qwen.BOX_END:
-            errors += _check_box(body)
-        elif tag == qwen.QUAD_END:
-            if not QUAD_BODY.fullmatch(body):
-                errors.append(f"quad {body!r} is not four (x,y) integer corners")
-        elif tag == qwen.IMG_END:
-            paths.append(body)
-            if len(body.encode()) > qwen.MAX_IMAGE_PATH_BYTES or "<" in body:
-                errors.append(f"image path {body[:40]!r} over 256 bytes or holds '<'")
-        elif tag == qwen.REF_END and not text[m.end() :].startswith((qwen.BOX_START, qwen.QUAD_START)):
-            errors.append("</ref> must be followed directly by <box> or <quad>")
+        else:
+            body = text[open_at : m.start()]
+            open_tag = None
+            if tag == qwen.IMG_END:
+                paths.append(body)
+            errors += _check_body(tag, body, text[m.end() :])
     if open_tag:
         errors.append(f"<{open_tag}> never closed")
     if paths != list(images):
         errors.append(f"images {images} do not match the <img> paths {paths}")
     return errors
+
+
+def _check_body(closing_tag: str, body: str, after: str) -> list[str]:
+    """Rules for what a closed tag holds and what must follow it."""
+    if closing_tag == qwen.BOX_END:
+        return _check_box(body)
+    if closing_tag == qwen.QUAD_END and not QUAD_BODY.fullmatch(body):
+        return [f"quad {body!r} is not four (x,y) integer corners"]
+    if closing_tag == qwen.IMG_END and (len(body.encode()) > qwen.MAX_IMAGE_PATH_BYTES or "<" in body):
+        return [f"image path {body[:40]!r} over 256 bytes or holds '<'"]
+    if closing_tag == qwen.REF_END and not after.startswith((qwen.BOX_START, qwen.QUAD_START)):
+        return ["</ref> must be followed directly by <box> or <quad>"]
+    return []
 
 
 def _check_box(body: str) -> list[str]:

@@ -35,6 +35,11 @@ class Vqa:
             yield Skip("no_question" if not question else "no_answer")
             return
         suffix = qwen.PROMPTS["vqa"][language_of(question)]
-        yield Example(task=self.name, source=record["source"], key=make_key(record["source"], record["id"]),
-                      images=(record["image"],), prefix=qwen.img(record["image"]) + question + suffix,
-                      target=f" {answer}{qwen.EOS}")
+        yield Example(
+            task=self.name,
+            source=record["source"],
+            key=make_key(record["source"], record["id"]),
+            images=(record["image"],),
+            prefix=qwen.img(record["image"]) + question + suffix,
+            target=f" {answer}{qwen.EOS}",
+        )

@@ -1,0 +1,54 @@
+"""The source abstraction: a dataclass of paths that yields records for some task builders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from curate.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Reads one dataset; `tasks` says which builders its records feed."""
+
+    kind: ClassVar[str]  # YAML key
+    allowed_tasks: ClassVar[tuple[str, ...]]
+    label: str = ""  # name used in sample keys and <img> paths; defaults to `kind`
+    tasks: tuple[str, ...] = ()
+    require_local_images: bool = True  # False: a sample may point at an image URL with no bytes in the shard
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            object.__setattr__(self, "tasks", self.allowed_tasks)
+        bad = [t for t in self.tasks if t not in self.allowed_tasks]
+        if bad:
+            raise ConfigError(
+                f"source {self.kind} cannot feed task(s) {', '.join(bad)}; valid: {', '.join(self.allowed_tasks)}"
+            )
+        for path in self.required_paths():
+            if not Path(path).exists():
+                raise ConfigError(f"source {self.kind}: {path} not found")
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
+
+    def required_paths(self) -> list[str]:
+        return []
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None when the file is missing or unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError):
+        return None
