@@ -149,3 +149,29 @@ def test_skipped_clip_stage_is_reported(demo_input, ray_local, tmp_path):
     assert [f for f in stats["funnel"] if f["stage"] == "clip_score"][0]["skipped"] is True
     assert "SKIPPED clip_score" in stats_module.summary_table(stats, cfg.out_dir)
     assert pq.read_table(cfg.out_dir / "ledger").column("clip_score").null_count == 40
+
+
+def test_curated_pairs_become_caption_samples(demo_run, tmp_path):
+    """Stage 2 reads stage 1: every kept pair of the demo run becomes a captioning sample with its image."""
+    import webdataset as wds
+
+    from curate.build import run_build
+
+    cfg, stats = demo_run
+    build_cfg = config.build_from_dict(
+        {
+            "name": "demo_captions",
+            "sources": [{"curated": {"run": str(cfg.out_dir)}}],
+            "output": {"dir": str(tmp_path / "tasks")},
+        }
+    )
+    built = run_build(build_cfg)
+    assert built["tasks"]["caption"]["samples"] == stats["kept_rows"]
+    samples = list(
+        wds.WebDataset(
+            sorted(str(p) for p in (tmp_path / "tasks" / "caption" / "shards").glob("*.tar")), shardshuffle=False
+        ).decode("pil")
+    )
+    assert len(samples) == stats["kept_rows"] and all(s["jpg"].size[0] > 0 for s in samples)
+    prompts = {s["json"]["prefix"].split("</img>")[1] for s in samples}
+    assert prompts == {"Generate the caption in English:", "Generate the caption in Chinese:"}

@@ -54,3 +54,14 @@ def language_of(text: str) -> str:
     han = sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
     letters = sum(1 for c in text if c.isalpha())
     return "zh" if letters and han / letters >= 0.5 else "en"
+
+
+def image_problem(record: Mapping[str, Any]) -> Skip | None:
+    """A Skip when the record's image path cannot go inside <img>…</img> (over 256 bytes, '<', not NFC)."""
+    from curate.tasks import qwen
+
+    try:
+        qwen.img(record["image"])
+    except qwen.FormatError:
+        return Skip("image_path_invalid")
+    return None

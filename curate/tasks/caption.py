@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from curate.tasks import qwen
-from curate.tasks.base import Built, Example, Skip, language_of, make_key
+from curate.tasks.base import Built, Example, Skip, image_problem, language_of, make_key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +17,9 @@ class Caption:
     name: ClassVar[str] = "caption"
 
     def __call__(self, record: Mapping[str, Any]) -> Built:
+        if problem := image_problem(record):
+            yield problem
+            return
         for i, text in enumerate(record["captions"]):
             caption = " ".join(qwen.sanitize(text or "").split())
             if not caption:

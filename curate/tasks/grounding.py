@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import yaml
 
 from curate.tasks import qwen
-from curate.tasks.base import Built, Example, Skip, language_of, make_key
+from curate.tasks.base import Built, Example, Skip, image_problem, language_of, make_key
 
 SYNONYMS_FILE = Path(__file__).resolve().parent.parent / "assets" / "coco_synonyms.yaml"
 DETERMINERS = "a an the one two three four five six several some many his her their its this that these those"
@@ -91,6 +91,9 @@ class Grounding:
     name: ClassVar[str] = "grounding"
 
     def __call__(self, record: Mapping[str, Any]) -> Built:
+        if problem := image_problem(record):
+            yield problem
+            return
         size = (record["width"], record["height"])
         for i, caption in enumerate(record["captions"]):
             text = " " + " ".join(qwen.sanitize(caption or "").split())
@@ -113,6 +116,9 @@ class Grounding:
 
 def _region_refs(record: Mapping[str, Any]) -> Built:
     """(index, expression, box) of usable region-expression pairs; Skips for the rest."""
+    if problem := image_problem(record):
+        yield problem
+        return
     for i, item in enumerate(record["refs"]):
         expression = " ".join(qwen.sanitize(item.get("expression") or "").split())
         if item.get("bbox") is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from curate.tasks import qwen
-from curate.tasks.base import Built, Example, Skip, make_key
+from curate.tasks.base import Built, Example, Skip, image_problem, make_key
 
 UNREADABLE = {"###", ""}  # ICDAR's "don't care" mark
 
@@ -29,6 +29,9 @@ class Ocr:
     name: ClassVar[str] = "ocr"
 
     def __call__(self, record: Mapping[str, Any]) -> Built:
+        if problem := image_problem(record):
+            yield problem
+            return
         size = (record["width"], record["height"])
         parts = []
         for line in record["lines"]:

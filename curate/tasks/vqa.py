@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from curate.tasks import qwen
-from curate.tasks.base import Built, Example, Skip, language_of, make_key
+from curate.tasks.base import Built, Example, Skip, image_problem, language_of, make_key
 
 
 def most_frequent(answers: list[str]) -> str | None:
@@ -29,6 +29,9 @@ class Vqa:
     name: ClassVar[str] = "vqa"
 
     def __call__(self, record: Mapping[str, Any]) -> Built:
+        if problem := image_problem(record):
+            yield problem
+            return
         question = " ".join(qwen.sanitize(record["question"] or "").split())
         answer = most_frequent(list(record["answers"]))
         if not question or answer is None:

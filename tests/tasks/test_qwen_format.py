@@ -4,7 +4,7 @@ character by the builders, plus property tests of the coordinate and sanitizing 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from curate.tasks import TASKS, Caption, qwen
+from curate.tasks import TASKS, Caption, Skip, qwen
 from curate.tasks.grounding import GroundedCaption, Phrase, RefGrounding, grounded_text
 from curate.tasks.ocr import Ocr
 from curate.tasks.text import Text
@@ -15,7 +15,7 @@ SIZE = (1000, 1000)  # pixel coordinates equal grid coordinates, so the goldens'
 
 
 def only(examples):
-    (example,) = [e for e in examples if not isinstance(e, qwen.FormatError)]
+    (example,) = [e for e in examples if not isinstance(e, Skip)]
     assert check_sample(example.to_json()) == []
     return example
 
@@ -251,3 +251,37 @@ def test_injected_special_tokens_never_reach_a_sample(parts):
         for ex in builder(record):
             if hasattr(ex, "to_json"):
                 assert check_sample(ex.to_json()) == [], (builder, text)
+
+
+def test_unusable_records_are_skipped_with_a_reason_never_raised():
+    long_path = "x" * 300 + ".jpg"
+    assert list(Caption()({"source": "s", "id": 1, "image": long_path, "captions": ["a cat on a mat"]})) == [
+        Skip("image_path_invalid")
+    ]
+    assert list(Vqa()({"source": "s", "id": 1, "image": "a<b.jpg", "question": "q?", "answers": ["a"]})) == [
+        Skip("image_path_invalid")
+    ]
+    assert list(
+        RefGrounding()(
+            {
+                "source": "s",
+                "id": 1,
+                "image": "a.jpg",
+                "width": 9,
+                "height": 9,
+                "refs": [{"expression": "x", "bbox": None}, {"expression": " ", "bbox": [1, 1, 2, 2]}],
+            }
+        )
+    ) == [Skip("no_box"), Skip("empty_expression")]
+    assert list(
+        Ocr()(
+            {
+                "source": "s",
+                "id": 1,
+                "image": "a.jpg",
+                "width": 9,
+                "height": 9,
+                "lines": [{"text": "###", "quad": [(0, 0), (1, 0), (1, 1), (0, 1)]}],
+            }
+        )
+    ) == [Skip("unreadable_line"), Skip("no_text_lines")]
