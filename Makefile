@@ -11,7 +11,10 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install filter demo test test-slow lint fmt size clean
+.PHONY: install fonts filter demo test test-slow bench lint fmt size clean
+
+# Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
+FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
 
 install: $(STAMP)
 
@@ -22,6 +25,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+fonts: $(STAMP)
+	@if ! $(PY) -c "from curate.ocr.fonts import available_fonts; available_fonts()" 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FONT_PACKAGES); \
+	  else \
+	    echo "curate needs fonts for synthetic OCR: sudo apt-get install $(FONT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
 
 $(DEMO)/_SUCCESS: | $(STAMP)
 	$(CURATE) demo-data --out $(DEMO)
@@ -36,11 +48,15 @@ filter: demo
 	$(CURATE) filter pipelines/filter_demo.yaml
 
 ## Offline, CPU-only test suite (slow tests excluded).
-test: $(STAMP)
+test: $(STAMP) fonts
 	$(VENV)/bin/pytest
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) fonts
 	$(VENV)/bin/pytest -m slow
+
+## Throughput, measured here and now (no claims): synthetic OCR documents/s/core on one worker.
+bench: $(STAMP) fonts
+	$(CURATE) ocr pipelines/ocr_synth.yaml --set count=200 --set workers=1 --out out/bench/ocr --overwrite
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check curate tests
@@ -51,8 +67,11 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix curate tests
 
 ## Line budget for the package (DESIGN.md 4.7): raise it only in a deliberate commit.
+## 4000 -> 6000 when stage 2 (tasks, sources) and synthetic OCR joined stage 1 (issues 3 and 4).
+SIZE_BUDGET := 6000
 size:
-	@total=$$(cat curate/*.py curate/*/*.py | wc -l); echo "curate/: $$total lines (budget 4000)"; test $$total -le 4000
+	@total=$$(cat curate/*.py curate/*/*.py | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
+	test $$total -le $(SIZE_BUDGET)
 
 clean:
 	rm -rf out models .pytest_cache .ruff_cache

@@ -42,6 +42,34 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ocr(args: argparse.Namespace) -> int:
+    from curate import config
+    from curate.ocr.run import run_ocr
+
+    overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
+    cfg = config.load_ocr(args.config, overrides)
+    stats = run_ocr(cfg, overwrite=args.overwrite)
+    print(
+        f"curate ocr {cfg.name} -> {cfg.out_dir}: {stats['documents']} documents ({stats['languages']}), "
+        f"{stats['samples']} samples in {stats['shards']} shards, {stats['elapsed_s']:.1f} s, "
+        f"{stats['documents_per_s_per_core']:.1f} documents/s/core on {stats['workers']} workers"
+    )
+    return 0
+
+
+def cmd_ocr_sheet(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from curate.ocr.run import contact_sheet
+
+    shards = sorted(
+        p for path in args.paths for p in ([Path(path)] if path.endswith(".tar") else Path(path).rglob("*.tar"))
+    )
+    drawn = contact_sheet(shards, Path(args.out), n=args.n)
+    print(f"{drawn} documents with their quads drawn -> {args.out}")
+    return 0 if drawn else 1
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -97,6 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output dir (default out/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace a build made with another config")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("ocr", help="render synthetic OCR documents (en + zh) with line quads -> ocr task shards")
+    p.add_argument("config", help="OCR YAML, e.g. pipelines/ocr_synth.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--out", help="output dir (default out/<name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace output made with another config")
+    p.set_defaults(func=cmd_ocr)
+
+    p = sub.add_parser("ocr-sheet", help="contact sheet PNG of OCR samples with their quads drawn")
+    p.add_argument("paths", nargs="+", help="OCR shards or folders holding them")
+    p.add_argument("--out", default="ocr_sheet.png", help="PNG to write (default ocr_sheet.png)")
+    p.add_argument("--n", type=int, default=16, help="documents on the sheet (default 16)")
+    p.set_defaults(func=cmd_ocr_sheet)
 
     p = sub.add_parser("validate", help="check task samples (shards, parquet, folders) against the format rules")
     p.add_argument("paths", nargs="+", help=".tar shards, .parquet parts or folders holding them")

@@ -86,7 +86,7 @@ def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
     """Build every task of every source; returns the stats written to stats.json."""
     out = cfg.out_dir
     started = time.time()
-    _prepare(out, cfg, overwrite)
+    prepare_output(out, cfg, overwrite)
     writers: dict[str, TaskWriter] = {}
     skipped: dict[str, Counter] = defaultdict(Counter)
     per_source: dict[str, Counter] = defaultdict(Counter)
@@ -140,16 +140,16 @@ def _image_bytes(record: dict[str, Any], required: bool, tars: TarReader) -> byt
         return Skip("image_decode_error")
 
 
-def _prepare(out: Path, cfg: BuildConfig, overwrite: bool) -> None:
+def prepare_output(out: Path, cfg: Any, overwrite: bool) -> None:
     """A build is cheap to redo: an unfinished one is cleared; a finished one with another config is refused."""
     identity = fingerprint(cfg)
     run_file = out / "build.json"
     if out.exists() and overwrite:
         shutil.rmtree(out)
     elif run_file.exists() and json.loads(run_file.read_text()).get("config") != identity:
-        raise ConfigError(f"{out} holds a build with a different configuration; use --out DIR or --overwrite")
+        raise ConfigError(f"{out} holds output of a different configuration; use --out DIR or --overwrite")
     elif out.exists() and any(out.iterdir()) and not run_file.exists():
-        raise ConfigError(f"{out} exists and is not a curate build; choose another --out or use --overwrite")
+        raise ConfigError(f"{out} exists and was not written by curate; choose another --out or use --overwrite")
     if out.exists():
         shutil.rmtree(out)  # same config: rebuild from scratch (deterministic), never mix two builds' shards
     out.mkdir(parents=True)

@@ -164,6 +164,36 @@ class BuildConfig:
         return Path(self.output.dir or f"out/{self.name}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class OcrSynthConfig:
+    """Synthetic OCR documents (curate ocr): how many, from which corpora, at what size."""
+
+    name: str
+    count: int = 1000
+    seed: int = 0
+    corpus_en: tuple[str, ...] = ()  # globs of one-document-per-line text files
+    corpus_zh: tuple[str, ...] = ()
+    zh_share: float = 0.5
+    short_side: tuple[int, ...] = (448, 1024)  # canvas short side range in pixels
+    backgrounds: tuple[str, ...] = ()  # image globs; empty = scikit-image's bundled photos (+ textures)
+    workers: int = 0  # processes; 0 = one per CPU core
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.workers < 0:
+            raise ConfigError("count must be >= 1 and workers >= 0")
+        if not 0 <= self.zh_share <= 1:
+            raise ConfigError("zh_share must be within [0, 1]")
+        if len(self.short_side) != 2 or not 64 <= self.short_side[0] <= self.short_side[1]:
+            raise ConfigError("short_side must be [min, max] pixels with 64 <= min <= max")
+        if self.zh_share < 1 and not self.corpus_en or self.zh_share > 0 and not self.corpus_zh:
+            raise ConfigError("corpus_en / corpus_zh must list text files for the languages zh_share asks for")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output.dir or f"out/{self.name}")
+
+
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -178,6 +208,11 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Filte
 def load_build(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> BuildConfig:
     """Read a task-build YAML (curate build), apply overrides, validate."""
     return build_from_dict(_read_yaml(path, overrides), where=Path(path).name)
+
+
+def load_ocr(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> OcrSynthConfig:
+    """Read a synthetic-OCR YAML (curate ocr), apply overrides, validate."""
+    return _build(OcrSynthConfig, _read_yaml(path, overrides), Path(path).name)
 
 
 def build_from_dict(raw: dict[str, Any], where: str = "config") -> BuildConfig:
