@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install fonts filter demo test test-slow bench lint fmt size clean
+.PHONY: install fonts filter mixture demo test test-slow bench lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -46,6 +46,12 @@ demo: $(DEMO)/_SUCCESS $(DEMO_CLIP)
 ## The main job: stage-1 filtering of the embedded demo (600 rows served from 127.0.0.1), offline.
 filter: demo
 	$(CURATE) filter pipelines/filter_demo.yaml
+
+## Stage 2 on the embedded demo: filter output -> tasks + synthetic OCR -> packed mixture + SFT JSON.
+mixture: filter fonts
+	$(CURATE) build pipelines/tasks_demo.yaml --overwrite
+	$(CURATE) ocr pipelines/ocr_demo.yaml --overwrite
+	$(CURATE) mix pipelines/stage2_mix.yaml --overwrite
 
 ## Offline, CPU-only test suite (slow tests excluded).
 test: $(STAMP) fonts

@@ -57,6 +57,16 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mix(args: argparse.Namespace) -> int:
+    from curate import config
+    from curate.mix.run import mixture_table, run_mix
+
+    overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
+    cfg = config.load_mix(args.config, overrides)
+    print(mixture_table(run_mix(cfg, overwrite=args.overwrite)))
+    return 0
+
+
 def cmd_ocr_sheet(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -132,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output dir (default out/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace output made with another config")
     p.set_defaults(func=cmd_ocr)
+
+    p = sub.add_parser("mix", help="stage-2 task mixture: weighted sample, packed sequences, SFT export")
+    p.add_argument("config", help="mixture YAML, e.g. pipelines/stage2_mix.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--out", help="output dir (default out/<name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace output made with another config")
+    p.set_defaults(func=cmd_mix)
 
     p = sub.add_parser("ocr-sheet", help="contact sheet PNG of OCR samples with their quads drawn")
     p.add_argument("paths", nargs="+", help="OCR shards or folders holding them")

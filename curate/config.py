@@ -194,6 +194,64 @@ class OcrSynthConfig:
         return Path(self.output.dir or f"out/{self.name}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskWeights:
+    """Relative task weights; defaults are Qwen-VL's stage-2 sample counts in millions (paper Table 3, §2.1)."""
+
+    caption: float = 19.7
+    vqa: float = 3.6
+    grounding: float = 3.5
+    ref_grounding: float = 8.7
+    grounded_caption: float = 8.7
+    ocr: float = 24.8
+    text: float = 7.8
+
+    def __post_init__(self) -> None:
+        if any(w < 0 for w in dataclasses.astuple(self)) or not sum(dataclasses.astuple(self)):
+            raise ConfigError("weights must be >= 0 and not all zero")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SftConfig:
+    conversations: int = 200  # stage-3 conversations to export (0 = none)
+    max_turns: int = 4  # question/answer rounds per image conversation
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixConfig:
+    """A stage-2 mixture (curate mix): task samples -> weighted sample -> packed sequences (+ SFT export)."""
+
+    name: str
+    inputs: tuple[str, ...]  # output dirs of `curate build` / `curate ocr` (each holding <task>/parquet/)
+    budget: int = 20000  # samples in the mixture
+    weights: TaskWeights = field(default_factory=TaskWeights)
+    with_replacement: tuple[str, ...] = (
+        "caption",
+        "vqa",
+        "grounding",
+        "ref_grounding",
+        "grounded_caption",
+        "ocr",
+        "text",
+    )  # tasks sampled with replacement; others fail if too few
+    seed: int = 0
+    seq_len: int = 2048  # packed sequence capacity in tokens (paper §2.2)
+    tokenizer: str | None = None  # local Hugging Face tokenizer folder; None = byte-level offline default
+    sft: SftConfig = field(default_factory=SftConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        if not self.inputs or self.budget < 1 or self.seq_len < 300:
+            raise ConfigError("inputs must be listed, budget >= 1, seq_len >= 300 (an image alone is 258 tokens)")
+        unknown = set(self.with_replacement) - {f.name for f in dataclasses.fields(TaskWeights)}
+        if unknown:
+            raise ConfigError(f"with_replacement names unknown task(s) {', '.join(sorted(unknown))}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output.dir or f"out/{self.name}")
+
+
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -213,6 +271,11 @@ def load_build(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 def load_ocr(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> OcrSynthConfig:
     """Read a synthetic-OCR YAML (curate ocr), apply overrides, validate."""
     return _build(OcrSynthConfig, _read_yaml(path, overrides), Path(path).name)
+
+
+def load_mix(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MixConfig:
+    """Read a mixture YAML (curate mix), apply overrides, validate."""
+    return _build(MixConfig, _read_yaml(path, overrides), Path(path).name)
 
 
 def build_from_dict(raw: dict[str, Any], where: str = "config") -> BuildConfig:

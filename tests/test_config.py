@@ -11,17 +11,21 @@ MINIMAL = {"name": "t", "input": {"url_list": {"path": "x.parquet"}}}
 
 
 def test_every_pipeline_yaml_loads(monkeypatch):
+    """Each pipeline validates; one whose input files do not exist yet (a fresh checkout) may only fail on that."""
     import yaml
 
+    loaders = {"filters": config.load, "corpus_en": config.load_ocr, "inputs": config.load_mix,
+               "sources": config.load_build}
     monkeypatch.chdir(REPO)  # pipelines name paths relative to the repository root
-    for path in sorted((REPO / "pipelines").glob("*.yaml")):
+    paths = sorted((REPO / "pipelines").glob("*.yaml"))
+    assert len(paths) >= 6
+    for path in paths:
         keys = set(yaml.safe_load(path.read_text()))
-        if "filters" in keys:
-            assert config.load(path).name
-        elif "corpus_en" in keys:
-            assert config.load_ocr(path).name
-        elif (REPO.parent / "shared" / "data").is_dir():  # build configs check their source paths exist
-            assert config.load_build(path).name
+        (loader,) = [load for key, load in loaders.items() if key in keys]
+        try:
+            assert loader(path).name
+        except ConfigError as err:
+            assert "not found" in str(err) or "not a finished filter run" in str(err), (path.name, err)
 
 
 def test_filter_names_are_unique_snake_case_keys():

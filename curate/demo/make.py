@@ -112,6 +112,7 @@ def make_demo(out: str | Path, rows: int = 600, seed: int = 0) -> Path:
         ),
     )
     _make_clip_train(photos, rng, out)
+    _make_corpus(photos, rng, out)
     write_bytes_atomic(out / "_SUCCESS", b"")
     log.info("demo input: %d rows in %s", rows, out)
     return out
@@ -204,6 +205,17 @@ def _corrupt(data: bytes, rng: np.random.Generator) -> bytes:
     if choice == 2:
         return b"<!doctype html><html><body>404 - image removed</body></html>"  # an HTML page as image/jpeg
     return b""  # empty body
+
+
+def _make_corpus(photos: list[Photo], rng: np.random.Generator, out: Path, documents: int = 60) -> None:
+    """corpus_en.txt / corpus_zh.txt: one document per line, sentences drawn from the captions, for the demo's
+    pure-text and synthetic-OCR tasks."""
+    for lang, end, joiner in (("en", ".", " "), ("zh", "。", "")):
+        lines = []
+        for _ in range(documents):
+            sentences = [_pick(getattr(_pick(photos, rng), lang), rng) for _ in range(int(rng.integers(6, 14)))]
+            lines.append(joiner.join(s[0].upper() + s[1:] + end if lang == "en" else s + end for s in sentences))
+        write_bytes_atomic(out / f"corpus_{lang}.txt", ("\n".join(lines) + "\n").encode())
 
 
 def _make_clip_train(photos: list[Photo], rng: np.random.Generator, out: Path, per_photo: int = 100) -> None:

@@ -138,7 +138,7 @@ class Renderer:
         """Paragraph blocks stacked top to bottom; lines in reading order (column by column within a block)."""
         draw = ImageDraw.Draw(paper)
         pw, ph = paper.size
-        base = max(12, int(min(pw, ph) * rng.uniform(0.022, 0.045)))
+        base = max(12, int(min(pw, ph) * rng.uniform(0.0334, 0.07)))  # SynthDoG text_scale 0.0334..0.1 (§6.2)
         mx, my = int(pw * rng.uniform(0.04, 0.1)), int(ph * rng.uniform(0.04, 0.1))
         colour = tuple(int(v) for v in rng.integers(0, 70, 3))
         allowed = coverage(font.path)
