@@ -6,7 +6,6 @@ the build). Records a builder cannot use are counted per task and reason, never 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
@@ -22,6 +21,7 @@ from curate.config import BuildConfig, fingerprint, to_yaml
 from curate.errors import ConfigError
 from curate.io.atomic import write_atomic, write_bytes_atomic, write_parquet_atomic
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
+from curate.io.tar import add_member
 from curate.schema import SCHEMA_VERSION
 from curate.tasks import TASKS, Example, Skip
 from curate.tasks.validate import check_sample
@@ -72,14 +72,8 @@ def _write_tar(tmp: Path, samples: list[tuple[dict[str, Any], bytes | None]]) ->
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for sample, image in samples:
             if image is not None:
-                _add(tar, f"{sample['key']}.jpg", image)
-            _add(tar, f"{sample['key']}.json", json.dumps(sample, ensure_ascii=False, sort_keys=True).encode())
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    tar.addfile(info, io.BytesIO(data))
+                add_member(tar, f"{sample['key']}.jpg", image)
+            add_member(tar, f"{sample['key']}.json", json.dumps(sample, ensure_ascii=False, sort_keys=True).encode())
 
 
 def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:

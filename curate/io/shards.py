@@ -6,7 +6,6 @@ a temp name and renamed, and shards already present are skipped.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -18,6 +17,7 @@ import pyarrow.compute as pc
 from curate.io.atomic import write_atomic
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
 from curate.io.ledger import read_ledger
+from curate.io.tar import add_member
 from curate.schema import SAMPLE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,5 @@ def _write_tar(tmp: Path, rows: list[dict], tars: TarReader) -> None:
         for row in rows:
             image = to_jpeg(read_image_bytes(row["image_path"], row["image_member"], tars))
             meta = json.dumps(sample_json(row), ensure_ascii=False, sort_keys=True).encode()
-            _add(tar, f"{row['key']}.jpg", image)
-            _add(tar, f"{row['key']}.json", meta)
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)  # fixed metadata: same rows -> byte-identical shard
-    info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
-    tar.addfile(info, io.BytesIO(data))
+            add_member(tar, f"{row['key']}.jpg", image)
+            add_member(tar, f"{row['key']}.json", meta)

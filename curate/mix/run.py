@@ -4,7 +4,6 @@ the stage-3 SFT JSON and the realized mixture table."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import tarfile
@@ -19,6 +18,7 @@ from curate.build import prepare_output
 from curate.config import MixConfig
 from curate.errors import ConfigError
 from curate.io.atomic import write_atomic, write_bytes_atomic, write_parquet_atomic
+from curate.io.tar import add_member
 from curate.mix.pack import Sequence, pack
 from curate.mix.sft import check_conversation, conversations
 from curate.mix.tokens import make_counter
@@ -188,16 +188,10 @@ def _write_tar(tmp: Path, rows: list[dict[str, Any]]) -> None:
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row in rows:
             meta = {k: v for k, v in row.items() if k != "image_bytes"}
-            _add(tar, f"{row['key']}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())
+            add_member(tar, f"{row['key']}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())
             for i, image in enumerate(row["image_bytes"]):
                 if image is not None:
-                    _add(tar, f"{row['key']}.{i}.jpg", image)
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    tar.addfile(info, io.BytesIO(data))
+                    add_member(tar, f"{row['key']}.{i}.jpg", image)
 
 
 def mixture_table(stats: dict[str, Any]) -> str:
