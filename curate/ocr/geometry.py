@@ -22,13 +22,6 @@ def apply(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     return pts[:, :2] / pts[:, 2:3]
 
 
-def pil_coefficients(h: np.ndarray) -> tuple[float, ...]:
-    """PIL's PERSPECTIVE data maps OUTPUT pixels to INPUT pixels: the 8 entries of H^-1, normalized."""
-    inv = np.linalg.inv(h)
-    inv = inv / inv[2, 2]
-    return tuple(inv.flatten()[:8])
-
-
 def inside(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Which points lie inside a convex quad (corners in order, either orientation)."""
     quad = np.asarray(quad, dtype=float)
