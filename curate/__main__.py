@@ -34,20 +34,20 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from curate import build, config
+    from curate import build, stage2_config
 
     overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
-    cfg = config.load_build(args.config, overrides)
+    cfg = stage2_config.load_build(args.config, overrides)
     print(build.summary_table(build.run_build(cfg, overwrite=args.overwrite), cfg.out_dir))
     return 0
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
-    from curate import config
+    from curate import stage2_config
     from curate.ocr.run import run_ocr
 
     overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
-    cfg = config.load_ocr(args.config, overrides)
+    cfg = stage2_config.load_ocr(args.config, overrides)
     stats = run_ocr(cfg, overwrite=args.overwrite)
     print(
         f"curate ocr {cfg.name} -> {cfg.out_dir}: {stats['documents']} documents ({stats['languages']}), "
@@ -58,11 +58,11 @@ def cmd_ocr(args: argparse.Namespace) -> int:
 
 
 def cmd_mix(args: argparse.Namespace) -> int:
-    from curate import config
+    from curate import stage2_config
     from curate.mix.run import mixture_table, run_mix
 
     overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
-    cfg = config.load_mix(args.config, overrides)
+    cfg = stage2_config.load_mix(args.config, overrides)
     print(mixture_table(run_mix(cfg, overwrite=args.overwrite)))
     return 0
 

@@ -17,12 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate.config import BuildConfig, fingerprint, to_yaml
+from curate.config import fingerprint, to_yaml
 from curate.errors import ConfigError
 from curate.io.atomic import write_atomic, write_bytes_atomic, write_parquet_atomic
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
 from curate.io.tar import add_member
 from curate.schema import SCHEMA_VERSION
+from curate.stage2_config import BuildConfig
 from curate.tasks import TASKS, Example, Skip
 from curate.tasks.validate import check_sample
 

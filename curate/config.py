@@ -145,113 +145,6 @@ class FilterRunConfig:
         return Path(self.output.dir or f"out/{self.name}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class BuildConfig:
-    """A stage-2 task build (curate build): sources -> task builders -> shards per task."""
-
-    name: str
-    sources: tuple[Any, ...]
-    output: OutputConfig = field(default_factory=OutputConfig)
-
-    def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\ "):
-            raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
-        if not self.sources:
-            raise ConfigError("sources must list at least one source")
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class OcrSynthConfig:
-    """Synthetic OCR documents (curate ocr): how many, from which corpora, at what size."""
-
-    name: str
-    count: int = 1000
-    seed: int = 0
-    corpus_en: tuple[str, ...] = ()  # globs of one-document-per-line text files
-    corpus_zh: tuple[str, ...] = ()
-    zh_share: float = 0.5
-    short_side: tuple[int, ...] = (448, 1024)  # canvas short side range in pixels
-    backgrounds: tuple[str, ...] = ()  # image globs; empty = scikit-image's bundled photos (+ textures)
-    workers: int = 0  # processes; 0 = one per CPU core
-    output: OutputConfig = field(default_factory=OutputConfig)
-
-    def __post_init__(self) -> None:
-        if self.count < 1 or self.workers < 0:
-            raise ConfigError("count must be >= 1 and workers >= 0")
-        if not 0 <= self.zh_share <= 1:
-            raise ConfigError("zh_share must be within [0, 1]")
-        if len(self.short_side) != 2 or not 64 <= self.short_side[0] <= self.short_side[1]:
-            raise ConfigError("short_side must be [min, max] pixels with 64 <= min <= max")
-        if self.zh_share < 1 and not self.corpus_en or self.zh_share > 0 and not self.corpus_zh:
-            raise ConfigError("corpus_en / corpus_zh must list text files for the languages zh_share asks for")
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TaskWeights:
-    """Relative task weights; defaults are Qwen-VL's stage-2 sample counts in millions (paper Table 3, §2.1)."""
-
-    caption: float = 19.7
-    vqa: float = 3.6
-    grounding: float = 3.5
-    ref_grounding: float = 8.7
-    grounded_caption: float = 8.7
-    ocr: float = 24.8
-    text: float = 7.8
-
-    def __post_init__(self) -> None:
-        if any(w < 0 for w in dataclasses.astuple(self)) or not sum(dataclasses.astuple(self)):
-            raise ConfigError("weights must be >= 0 and not all zero")
-
-
-@dataclass(frozen=True, kw_only=True)
-class SftConfig:
-    conversations: int = 200  # stage-3 conversations to export (0 = none)
-    max_turns: int = 4  # question/answer rounds per image conversation
-
-
-@dataclass(frozen=True, kw_only=True)
-class MixConfig:
-    """A stage-2 mixture (curate mix): task samples -> weighted sample -> packed sequences (+ SFT export)."""
-
-    name: str
-    inputs: tuple[str, ...]  # output dirs of `curate build` / `curate ocr` (each holding <task>/parquet/)
-    budget: int = 20000  # samples in the mixture
-    weights: TaskWeights = field(default_factory=TaskWeights)
-    with_replacement: tuple[str, ...] = (
-        "caption",
-        "vqa",
-        "grounding",
-        "ref_grounding",
-        "grounded_caption",
-        "ocr",
-        "text",
-    )  # tasks sampled with replacement; others fail if too few
-    seed: int = 0
-    seq_len: int = 2048  # packed sequence capacity in tokens (paper §2.2)
-    tokenizer: str | None = None  # local Hugging Face tokenizer folder; None = byte-level offline default
-    sft: SftConfig = field(default_factory=SftConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-
-    def __post_init__(self) -> None:
-        if not self.inputs or self.budget < 1 or self.seq_len < 300:
-            raise ConfigError("inputs must be listed, budget >= 1, seq_len >= 300 (an image alone is 258 tokens)")
-        unknown = set(self.with_replacement) - {f.name for f in dataclasses.fields(TaskWeights)}
-        if unknown:
-            raise ConfigError(f"with_replacement names unknown task(s) {', '.join(sorted(unknown))}")
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -260,33 +153,10 @@ LIST_SECTIONS = ("filters", "sources")  # list sections whose entries overrides 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FilterRunConfig:
     """Read a filter pipeline YAML, apply `key=value` overrides and build the validated config tree."""
-    return from_dict(_read_yaml(path, overrides), where=Path(path).name)
+    return from_dict(read_yaml(path, overrides), where=Path(path).name)
 
 
-def load_build(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> BuildConfig:
-    """Read a task-build YAML (curate build), apply overrides, validate."""
-    return build_from_dict(_read_yaml(path, overrides), where=Path(path).name)
-
-
-def load_ocr(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> OcrSynthConfig:
-    """Read a synthetic-OCR YAML (curate ocr), apply overrides, validate."""
-    return _build(OcrSynthConfig, _read_yaml(path, overrides), Path(path).name)
-
-
-def load_mix(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MixConfig:
-    """Read a mixture YAML (curate mix), apply overrides, validate."""
-    return _build(MixConfig, _read_yaml(path, overrides), Path(path).name)
-
-
-def build_from_dict(raw: dict[str, Any], where: str = "config") -> BuildConfig:
-    from curate.sources import SOURCES
-
-    raw = dict(raw)
-    raw["sources"] = tuple(_build_named(e, SOURCES, "sources", where) for e in raw.get("sources") or [])
-    return _build(BuildConfig, raw, where)
-
-
-def _read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
@@ -304,8 +174,8 @@ def _read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...]) -> dict
 def from_dict(raw: dict[str, Any], where: str = "config") -> FilterRunConfig:
     """Build a FilterRunConfig from plain data (as parsed from YAML)."""
     raw = dict(raw)
-    raw["filters"] = tuple(_build_named(e, FILTERS, "filters", where) for e in raw.get("filters") or [])
-    return _build(FilterRunConfig, raw, where)
+    raw["filters"] = tuple(build_named(e, FILTERS, "filters", where) for e in raw.get("filters") or [])
+    return build_dataclass(FilterRunConfig, raw, where)
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -341,7 +211,7 @@ def _list_entry(raw: dict[str, Any], section: str, name: str, item: str) -> dict
     raise ConfigError(f"override {item!r}: no {section[:-1]} {name!r} in this pipeline; listed: {', '.join(listed)}")
 
 
-def _build_named(entry: Any, table: dict[str, type], section: str, where: str) -> Any:
+def build_named(entry: Any, table: dict[str, type], section: str, where: str) -> Any:
     """One `{name: {field: value}}` entry of a list section (filters, sources), resolved through its table."""
     if isinstance(entry, str):
         entry = {entry: {}}
@@ -350,10 +220,10 @@ def _build_named(entry: Any, table: dict[str, type], section: str, where: str) -
     name, kwargs = next(iter(entry.items()))
     if name not in table:
         raise ConfigError(f"unknown {section[:-1]} {name!r} in {where}; known: {', '.join(sorted(table))}")
-    return _build(table[name], kwargs or {}, f"{where}: {section}.{name}")
+    return build_dataclass(table[name], kwargs or {}, f"{where}: {section}.{name}")
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def build_dataclass(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -389,7 +259,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _coerce_union(typing.get_args(hint), value, where)
     if dataclasses.is_dataclass(hint):
-        return value if isinstance(value, hint) else _build(hint, value, where)
+        return value if isinstance(value, hint) else build_dataclass(hint, value, where)
     if origin in (tuple, list):
         if isinstance(value, tuple) and all(isinstance(v, Filter) for v in value):
             return value

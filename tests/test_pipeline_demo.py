@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, demo_overrides
 
-from curate import config, pipeline
+from curate import config, pipeline, stage2_config
 from curate import stats as stats_module
 from curate.errors import ConfigError
 from curate.schema import LEDGER_COLUMNS
@@ -158,7 +158,7 @@ def test_curated_pairs_become_caption_samples(demo_run, tmp_path):
     from curate.build import run_build
 
     cfg, stats = demo_run
-    build_cfg = config.build_from_dict(
+    build_cfg = stage2_config.build_from_dict(
         {
             "name": "demo_captions",
             "sources": [{"curated": {"run": str(cfg.out_dir)}}],

@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.build import prepare_output
-from curate.config import MixConfig
 from curate.errors import ConfigError
 from curate.io.atomic import write_atomic, write_bytes_atomic, write_parquet_atomic
 from curate.io.tar import add_member
 from curate.mix.pack import Sequence, pack
 from curate.mix.sft import check_conversation, conversations
 from curate.mix.tokens import make_counter
+from curate.stage2_config import MixConfig
 
 log = logging.getLogger(__name__)
 SEQUENCE_SCHEMA = pa.schema(

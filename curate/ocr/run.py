@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from curate.build import TaskWriter, prepare_output
-from curate.config import OcrSynthConfig
 from curate.io.atomic import write_bytes_atomic
 from curate.ocr.corpus import Corpus
 from curate.ocr.fonts import available_fonts
 from curate.ocr.render import Document, Renderer, RenderSettings, load_backgrounds
+from curate.stage2_config import OcrSynthConfig
 from curate.tasks import Example, Skip
 from curate.tasks.ocr import Ocr
 from curate.tasks.validate import check_sample

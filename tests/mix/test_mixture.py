@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO
 
-from curate import config
+from curate import config, stage2_config
 from curate.build import run_build
 from curate.mix.pack import pack
 from curate.mix.run import run_mix
@@ -34,17 +34,17 @@ def task_dirs(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     text = (REPO / "pipelines" / "tasks_shared.yaml").read_text().replace("../shared/data", str(shared_data))
     (root / "tasks.yaml").write_text(text)
-    run_build(config.load_build(root / "tasks.yaml", [f"output.dir={root / 'tasks'}"]))
+    run_build(stage2_config.load_build(root / "tasks.yaml", [f"output.dir={root / 'tasks'}"]))
     ocr = (REPO / "pipelines" / "ocr_synth.yaml").read_text().replace("../shared/data", str(shared_data))
     (root / "ocr.yaml").write_text(ocr)
-    run_ocr(config.load_ocr(root / "ocr.yaml", ["count=60", "workers=2", f"output.dir={root / 'ocr'}"]))
+    run_ocr(stage2_config.load_ocr(root / "ocr.yaml", ["count=60", "workers=2", f"output.dir={root / 'ocr'}"]))
     return [str(root / "tasks"), str(root / "ocr")]
 
 
 def mix(task_dirs, out, **overrides):
     raw = {"name": "m", "inputs": task_dirs, "budget": 20000, "output": {"dir": str(out), "samples_per_shard": 500}}
     raw.update(overrides)
-    cfg = config._build(config.MixConfig, raw, "test")
+    cfg = config.build_dataclass(stage2_config.MixConfig, raw, "test")
     return cfg, run_mix(cfg)
 
 

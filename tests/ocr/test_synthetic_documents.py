@@ -8,7 +8,7 @@ import pytest
 from helpers import REPO
 from PIL import Image, ImageFont
 
-from curate import config
+from curate import stage2_config
 from curate.ocr.fonts import coverage
 from curate.ocr.geometry import apply, inside
 
@@ -27,7 +27,7 @@ def ocr_config(shared_data, tmp_path_factory):
 def renderer(ocr_config):
     from curate.ocr.run import make_renderer
 
-    return make_renderer(config.load_ocr(ocr_config))
+    return make_renderer(stage2_config.load_ocr(ocr_config))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO
 
-from curate import config
+from curate import config, stage2_config
 from curate.__main__ import main
 from curate.build import run_build
 
@@ -22,7 +22,7 @@ def built(shared_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "tasks.yaml"
     path.write_text(text)
     out = tmp_path_factory.mktemp("build") / "tasks"
-    cfg = config.load_build(path, [f"output.dir={out}"])
+    cfg = stage2_config.load_build(path, [f"output.dir={out}"])
     return cfg, run_build(cfg)
 
 
@@ -125,4 +125,4 @@ def test_rebuild_with_other_config_is_refused(built):
     raw = config.to_dict(cfg)
     raw["output"]["samples_per_shard"] = 7
     with pytest.raises(ConfigError, match="of a different configuration"):
-        run_build(config.build_from_dict(raw))
+        run_build(stage2_config.build_from_dict(raw))
