@@ -26,7 +26,7 @@ from curate.filters.base import Filter
 from curate.io import download, ledger
 from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
 from curate.io.http_server import serve_directory
-from curate.io.inputs import INPUT_SCHEMA, read_input
+from curate.io.inputs import INPUT_SCHEMA, chunk_rows, read_input
 from curate.io.local import probe_local_images, raw_local_table
 from curate.io.shards import write_shards
 
@@ -53,7 +53,7 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
         len(pending),
         " (resumed)" if resumed else "",
     )
-    processed = sum(download.chunk_rows(rows, c).num_rows for c in pending)
+    processed = sum(chunk_rows(rows, c).num_rows for c in pending)
     if pending:
         raw = _raw_tables(cfg, rows, pending, num_chunks, out)
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
@@ -97,7 +97,7 @@ def _load_input(cfg: FilterRunConfig, out: Path) -> pa.Table:
 
 def _raw_tables(cfg: FilterRunConfig, rows: pa.Table, pending: list[int], num_chunks: int, out: Path) -> list:
     if cfg.input.coco_captions is not None:
-        return [raw_local_table(download.chunk_rows(rows, c)) for c in pending]
+        return [raw_local_table(chunk_rows(rows, c)) for c in pending]
     raw_dir = out / "raw"
     if download.missing_chunks(raw_dir, pending, num_chunks):
         serve = cfg.input.url_list.serve_dir if cfg.input.url_list else None
@@ -105,7 +105,7 @@ def _raw_tables(cfg: FilterRunConfig, rows: pa.Table, pending: list[int], num_ch
             if base_url:
                 log.info("serving %s at %s for this run", serve, base_url)
             download.download(rows, raw_dir, cfg.download, cfg.input.rows_per_chunk, base_url)
-    return [download.raw_chunk_table(download.chunk_rows(rows, c), raw_dir, c, num_chunks) for c in pending]
+    return [download.raw_chunk_table(chunk_rows(rows, c), raw_dir, c, num_chunks) for c in pending]
 
 
 @contextmanager

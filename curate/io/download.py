@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.config import DownloadConfig
@@ -171,7 +170,3 @@ def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) 
 def _append(columns: dict[str, list], *values: object) -> None:
     for column, value in zip(columns, values, strict=True):
         columns[column].append(value)
-
-
-def chunk_rows(rows: pa.Table, chunk: int) -> pa.Table:
-    return rows.filter(pc.equal(rows.column("chunk"), chunk))

@@ -130,3 +130,8 @@ def _read_coco_captions(cfg: CocoCaptionsInput) -> tuple[pa.Array, pa.Array]:
             urls.append((images_dir / (name or f"missing-image-{ann.get('image_id')}")).as_uri())
             captions.append(ann.get("caption"))
     return pa.array(urls, pa.string()), pa.array(captions, pa.string())
+
+
+def chunk_rows(rows: pa.Table, chunk: int) -> pa.Table:
+    """The rows of one chunk of the normalized input."""
+    return rows.filter(pc.equal(rows.column("chunk"), chunk))
