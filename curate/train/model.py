@@ -140,6 +140,14 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2's init (std 0.02): PyTorch's default N(0, 1) embedding makes tied logits start huge."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class Decoder(nn.Module):
     """A small GPT with RoPE; attention is causal and, for packed sequences, blocked between samples."""
 
@@ -150,6 +158,7 @@ class Decoder(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied
+        self.apply(_init_weights)
 
     def forward(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         x = embeds

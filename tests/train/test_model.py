@@ -109,3 +109,11 @@ def test_a_few_steps_lower_the_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_training_step_benchmark_reports_tokens_per_second():
+    from curate.train.bench import run
+
+    result = run("tiny", steps=2, warmup=1)
+    assert result["tokens_per_s"] > 0 and result["tokens_per_step"] == 512
+    assert result["parameters"] > 0 and result["model_tflops_per_s"] >= 0
