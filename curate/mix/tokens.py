@@ -11,23 +11,11 @@ from pathlib import Path
 from typing import Protocol
 
 from curate.errors import ConfigError
+from curate.tasks import qwen
 
 IMAGE_TOKENS = 258
 IMAGE_SPAN = re.compile(r"<img>.*?</img>", re.S)
-SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<img>",
-    "</img>",
-    "<imgpad>",
-    "<ref>",
-    "</ref>",
-    "<box>",
-    "</box>",
-    "<quad>",
-    "</quad>",
-)
+SPECIAL_TOKENS = qwen.SPECIAL_TOKENS
 SPECIAL = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
 
 

@@ -17,6 +17,21 @@ BOX_START, BOX_END = "<box>", "</box>"
 QUAD_START, QUAD_END = "<quad>", "</quad>"
 MAX_IMAGE_PATH_BYTES = 256  # the tokenizer pads/limits an <img> span to 256 byte tokens (§3.2)
 
+# The special tokens a Qwen-VL sample can hold, in the order our byte-level tokenizers number them (§3.1).
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<img>",
+    "</img>",
+    "<imgpad>",
+    "<ref>",
+    "</ref>",
+    "<box>",
+    "</box>",
+    "<quad>",
+    "</quad>",
+)
 # Every string the Qwen tokenizer turns into a special token (allowed_special="all", §8.5).
 SPECIAL_TOKEN = re.compile(r"</?(?:img|ref|box|quad)>|<imgpad>|<\|(?:endoftext|im_start|im_end|extra_\d+)\|>")
 

@@ -9,20 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SPECIALS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<img>",
-    "</img>",
-    "<imgpad>",
-    "<ref>",
-    "</ref>",
-    "<box>",
-    "</box>",
-    "<quad>",
-    "</quad>",
-)
+from curate.tasks import qwen
+
+SPECIALS = qwen.SPECIAL_TOKENS
 PIECE = re.compile(r"(<img>.*?</img>|" + "|".join(re.escape(s) for s in SPECIALS) + ")", re.S)
 IGNORE = -100
 
