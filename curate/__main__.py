@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from curate.errors import ConfigError
 from curate.log import setup_logging
@@ -19,15 +20,20 @@ def _offline_defaults() -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations phones home otherwise
 
 
-def cmd_filter(args: argparse.Namespace) -> int:
-    from curate import config, pipeline, stats
-
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--set values plus the flags that are shorthands for config keys (--out, --address)."""
     overrides = list(args.set or [])
     if args.out:
         overrides.append(f"output.dir={args.out}")
-    if args.address:
+    if getattr(args, "address", None):
         overrides.append(f"ray.address={args.address}")
-    cfg = config.load(args.config, overrides)
+    return overrides
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    from curate import config, pipeline, stats
+
+    cfg = config.load(args.config, _overrides(args))
     result = pipeline.run_filter(cfg, overwrite=args.overwrite)
     print(stats.summary_table(result, cfg.out_dir))
     return 0
@@ -36,8 +42,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from curate import build, stage2_config
 
-    overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
-    cfg = stage2_config.load_build(args.config, overrides)
+    cfg = stage2_config.load_build(args.config, _overrides(args))
     print(build.summary_table(build.run_build(cfg, overwrite=args.overwrite), cfg.out_dir))
     return 0
 
@@ -46,8 +51,7 @@ def cmd_ocr(args: argparse.Namespace) -> int:
     from curate import stage2_config
     from curate.ocr.run import run_ocr
 
-    overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
-    cfg = stage2_config.load_ocr(args.config, overrides)
+    cfg = stage2_config.load_ocr(args.config, _overrides(args))
     stats = run_ocr(cfg, overwrite=args.overwrite)
     print(
         f"curate ocr {cfg.name} -> {cfg.out_dir}: {stats['documents']} documents ({stats['languages']}), "
@@ -61,8 +65,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
     from curate import stage2_config
     from curate.mix.run import mixture_table, run_mix
 
-    overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
-    cfg = stage2_config.load_mix(args.config, overrides)
+    cfg = stage2_config.load_mix(args.config, _overrides(args))
     print(mixture_table(run_mix(cfg, overwrite=args.overwrite)))
     return 0
 
@@ -111,13 +114,12 @@ def cmd_train_clip(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curate", description="Vision-language training data engine (Qwen-VL).")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("filter", help="stage-1 filtering: ingest, filter, write ledger + shards + stats")
-    p.add_argument("config", help="pipeline YAML, e.g. pipelines/filter_demo.yaml")
+def _run_command(
+    sub: Any, name: str, help_text: str, *, example: str, func: Any, overwrite_help: str
+) -> argparse.ArgumentParser:
+    """A subcommand that runs a YAML config: CONFIG, --set (repeatable), --out, --overwrite."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("config", help=f"YAML config, e.g. {example}")
     p.add_argument(
         "--set",
         action="append",
@@ -125,30 +127,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. filters.clip_score.min_score=0.3 (repeatable)",
     )
     p.add_argument("--out", help="output dir (default out/<name>)")
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    p.set_defaults(func=func)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curate", description="Vision-language training data engine (Qwen-VL).")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = _run_command(
+        sub,
+        "filter",
+        "stage-1 filtering: ingest, filter, write ledger + shards + stats",
+        example="pipelines/filter_demo.yaml",
+        func=cmd_filter,
+        overwrite_help="delete an existing output dir instead of resuming",
+    )
     p.add_argument("--address", help="Ray cluster address (default: local Ray, or $RAY_ADDRESS)")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing output dir instead of resuming")
-    p.set_defaults(func=cmd_filter)
-
-    p = sub.add_parser("build", help="stage-2 task building: sources -> the seven Qwen-VL task formats -> shards")
-    p.add_argument("config", help="build YAML, e.g. pipelines/tasks_shared.yaml")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
-    p.add_argument("--out", help="output dir (default out/<name>)")
-    p.add_argument("--overwrite", action="store_true", help="replace a build made with another config")
-    p.set_defaults(func=cmd_build)
-
-    p = sub.add_parser("ocr", help="render synthetic OCR documents (en + zh) with line quads -> ocr task shards")
-    p.add_argument("config", help="OCR YAML, e.g. pipelines/ocr_synth.yaml")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
-    p.add_argument("--out", help="output dir (default out/<name>)")
-    p.add_argument("--overwrite", action="store_true", help="replace output made with another config")
-    p.set_defaults(func=cmd_ocr)
-
-    p = sub.add_parser("mix", help="stage-2 task mixture: weighted sample, packed sequences, SFT export")
-    p.add_argument("config", help="mixture YAML, e.g. pipelines/stage2_mix.yaml")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
-    p.add_argument("--out", help="output dir (default out/<name>)")
-    p.add_argument("--overwrite", action="store_true", help="replace output made with another config")
-    p.set_defaults(func=cmd_mix)
+    _run_command(
+        sub,
+        "build",
+        "stage-2 task building: sources -> the seven Qwen-VL task formats -> shards",
+        example="pipelines/tasks_shared.yaml",
+        func=cmd_build,
+        overwrite_help="replace a build made with another config",
+    )
+    _run_command(
+        sub,
+        "ocr",
+        "render synthetic OCR documents (en + zh) with line quads -> ocr task shards",
+        example="pipelines/ocr_synth.yaml",
+        func=cmd_ocr,
+        overwrite_help="replace output made with another config",
+    )
+    _run_command(
+        sub,
+        "mix",
+        "stage-2 task mixture: weighted sample, packed sequences, SFT export",
+        example="pipelines/stage2_mix.yaml",
+        func=cmd_mix,
+        overwrite_help="replace output made with another config",
+    )
 
     p = sub.add_parser("ocr-sheet", help="contact sheet PNG of OCR samples with their quads drawn")
     p.add_argument("paths", nargs="+", help="OCR shards or folders holding them")

@@ -53,7 +53,7 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
         len(pending),
         " (resumed)" if resumed else "",
     )
-    processed = sum(chunk_rows(rows, c).num_rows for c in pending)
+    processed = pc.sum(pc.is_in(rows.column("chunk"), pa.array(pending, pa.int32()))).as_py() or 0
     if pending:
         raw = _raw_tables(cfg, rows, pending, num_chunks, out)
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
