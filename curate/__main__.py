@@ -70,6 +70,21 @@ def cmd_mix(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from curate.train.config import load_train
+    from curate.train.loop import main as train
+
+    cfg = load_train(args.config, _overrides(args))
+    summary = train(cfg, overwrite=args.overwrite, stop_after=args.stop_after)
+    if summary["finished"]:
+        print(
+            f"curate train {cfg.name} -> {cfg.out_dir}: {summary['steps']} steps, loss {summary['first_loss']:.3f} "
+            f"at step 0 -> {summary['final_loss']:.3f} (mean of the last 10; {summary['loss_reduction']:.1%} lower), "
+            f"{summary['tokens_per_s']:.0f} tokens/s; eval report {cfg.out_dir / 'eval_report.md'}"
+        )
+    return 0
+
+
 def cmd_ocr_sheet(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -170,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_mix,
         overwrite_help="replace output made with another config",
     )
+
+    p = _run_command(
+        sub,
+        "train",
+        "train the reference Qwen-VL model on curate shards (stage 1, 2 or 3; resumes from the last checkpoint)",
+        example="pipelines/train_demo.yaml",
+        func=cmd_train,
+        overwrite_help="delete an existing run in the output dir instead of resuming it",
+    )
+    p.add_argument("--stop-after", type=int, metavar="STEP", help="stop (with a checkpoint) after this step")
 
     p = sub.add_parser("ocr-sheet", help="contact sheet PNG of OCR samples with their quads drawn")
     p.add_argument("paths", nargs="+", help="OCR shards or folders holding them")

@@ -124,6 +124,8 @@ def _image_bytes(record: dict[str, Any], required: bool, tars: TarReader) -> byt
     """JPEG bytes of the record's image; a Skip when it is needed but missing or undecodable."""
     if "image" not in record:
         return None
+    if record.get("image_bytes") is not None:  # generated in memory (synthetic sources)
+        return to_jpeg(record["image_bytes"])
     path = record.get("image_file")
     if not path:
         return Skip("image_not_local") if required else None

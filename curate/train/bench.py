@@ -49,7 +49,7 @@ def model_flops_per_step(model: VLM, preset: dict) -> float:
     adapter = sum(p.numel() for p in model.adapter.parameters())
     tokens = preset["batch"] * preset["seq_len"]
     images = preset["batch"] * preset["images_per_seq"]
-    patches = model.vision.grid**2
+    patches = (model.vision.image_size // model.vision.patch) ** 2
     attention = 12 * preset["n_layer"] * preset["n_embd"] * preset["seq_len"] * tokens
     return 6 * dec * tokens + attention + 6 * vit * images * patches + 6 * adapter * images * preset["n_queries"]
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from curate.errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,11 +29,12 @@ class AdapterConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DecoderConfig:
-    vocab_size: int
+    vocab_size: int = 0  # 0 = the tokenizer's size (filled in when the model is built)
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 256
     rope_base: float = 10000.0
+    hf_path: str | None = None  # a local Hugging Face causal LM folder instead of the built-in GPT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,8 +59,19 @@ def sincos_2d(dim: int, grid: int) -> torch.Tensor:
     return torch.cat([axis(gx), axis(gy)], dim=1).float()
 
 
+def resize_grid(table: torch.Tensor, side: int) -> torch.Tensor:
+    """A (n*n, D) position table bicubically resized to (side*side, D): Qwen-VL's get_abs_pos (§7)."""
+    n = math.isqrt(table.shape[0])
+    if n == side:
+        return table
+    grid = table.reshape(1, n, n, -1).permute(0, 3, 1, 2).float()  # (1, D, n, n)
+    grid = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(side * side, -1).to(table.dtype)
+
+
 class VisionEncoder(nn.Module):
-    """open_clip's visual tower, returning patch tokens (B, N, width)."""
+    """open_clip's ViT tower, returning patch tokens (B, N, width) at any square resolution: the learned
+    position grid is bicubically resized to the input, as Qwen-VL runs its 224 px ViT at 448 px (§2.2, §7)."""
 
     def __init__(self, cfg: VisionConfig) -> None:
         super().__init__()
@@ -68,31 +83,45 @@ class VisionEncoder(nn.Module):
         if cfg.pretrained:
             check_weights(cfg.model, cfg.pretrained)
         clip = open_clip.create_model(cfg.model, pretrained=cfg.pretrained)
+        if not hasattr(clip.visual, "conv1") or not hasattr(clip.visual, "class_embedding"):
+            raise ConfigError(f"vision.model {cfg.model} is not an open_clip ViT (conv1 patches + class token)")
         self.visual = clip.visual
-        self.visual.output_tokens = True
         self.width = self.visual.transformer.width
-        self.grid = self.visual.grid_size[0]
+        self.patch = self.visual.patch_size[0]
         size = self.visual.image_size
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _, tokens = self.visual(images)
-        return tokens  # (B, grid*grid, width)
+        v = self.visual
+        x = v.conv1(images)  # (B, width, g, g)
+        b, _, side, _ = x.shape
+        x = x.flatten(2).transpose(1, 2)  # (B, g*g, width)
+        cls = v.class_embedding.to(x.dtype).expand(b, 1, -1)
+        pos = v.positional_embedding
+        x = torch.cat([cls, x], dim=1) + torch.cat([pos[:1], resize_grid(pos[1:], side)]).to(x.dtype)
+        x = v.ln_post(v.transformer(v.ln_pre(v.patch_dropout(x))))  # (B, 1 + g*g, width)
+        return x[:, 1:]  # patch tokens, no class token (Qwen-VL's ViT has none, §7)
 
 
 class CrossAttnAdapter(nn.Module):
-    """N learnable queries attend once to the ViT tokens; fixed 2D positions go on queries and keys, not values."""
+    """N learnable queries attend once to the ViT tokens; fixed 2D positions go on queries and keys, not values.
 
-    def __init__(self, kv_dim: int, kv_grid: int, out_dim: int, cfg: AdapterConfig) -> None:
+    The query grid's sin-cos table is the one fixed table; keys get it resized to their own grid (§7:
+    `attn(q + pos_embed, x + get_abs_pos(pos_embed, len(x)), x)`), so query (i, j) and the patches it covers share
+    a position whatever the image resolution.
+    """
+
+    def __init__(self, kv_dim: int, out_dim: int, cfg: AdapterConfig) -> None:
         super().__init__()
         side = math.isqrt(cfg.n_queries)
         if side * side != cfg.n_queries:
-            raise ValueError(f"adapter.n_queries must be a square number, got {cfg.n_queries}")
+            raise ConfigError(f"adapter.n_queries must be a square number, got {cfg.n_queries}")
+        if out_dim % cfg.heads:
+            raise ConfigError(f"adapter.heads ({cfg.heads}) must divide the decoder width {out_dim}")
         dim = out_dim
         self.query = nn.Parameter(torch.empty(cfg.n_queries, dim))
         nn.init.trunc_normal_(self.query, std=0.02)
-        self.register_buffer("pos_q", sincos_2d(dim, side), persistent=False)  # fixed, never trained
-        self.register_buffer("pos_k", sincos_2d(dim, kv_grid), persistent=False)
+        self.register_buffer("pos", sincos_2d(dim, side), persistent=False)  # fixed, never trained
         self.kv_proj = nn.Linear(kv_dim, dim, bias=False)
         self.ln_q = nn.LayerNorm(dim, eps=1e-6)
         self.ln_kv = nn.LayerNorm(dim, eps=1e-6)
@@ -100,10 +129,16 @@ class CrossAttnAdapter(nn.Module):
         self.ln_post = nn.LayerNorm(dim)
         self.proj = nn.Parameter(dim**-0.5 * torch.randn(dim, out_dim))
 
+    def key_positions(self, n_tokens: int) -> torch.Tensor:
+        side = math.isqrt(n_tokens)
+        assert side * side == n_tokens, "ViT tokens must form a square grid"
+        return resize_grid(self.pos, side)  # (n_tokens, D)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.ln_kv(self.kv_proj(tokens))  # (B, N, D)
-        q = (self.ln_q(self.query) + self.pos_q).unsqueeze(0).expand(x.shape[0], -1, -1)  # (B, Nq, D)
-        out, _ = self.attn(q, x + self.pos_k, x, need_weights=False)  # positions on keys, not values
+        q = (self.ln_q(self.query) + self.pos).unsqueeze(0).expand(x.shape[0], -1, -1)  # (B, Nq, D)
+        keys = x + self.key_positions(x.shape[1]).to(x.dtype)
+        out, _ = self.attn(q, keys, x, need_weights=False)  # positions on keys, not values
         return self.ln_post(out) @ self.proj  # (B, Nq, out_dim)
 
 
@@ -153,6 +188,9 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: DecoderConfig) -> None:
         super().__init__()
+        if cfg.n_embd % cfg.n_head or (cfg.n_embd // cfg.n_head) % 2:
+            raise ConfigError(f"decoder.n_embd ({cfg.n_embd}) must split into n_head ({cfg.n_head}) even-sized heads")
+        self.n_embd = cfg.n_embd
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
@@ -165,6 +203,30 @@ class Decoder(nn.Module):
         for block in self.blocks:
             x = block(x, mask, positions)
         return self.lm_head(self.ln_f(x))  # (B, T, vocab)
+
+
+class HfDecoder(nn.Module):
+    """Any Hugging Face causal LM from a local folder, behind the built-in decoder's interface: embeddings in,
+    logits out, our (B, T, T) mask passed as a 4D additive mask so packed samples stay blocked."""
+
+    def __init__(self, cfg: DecoderConfig) -> None:
+        super().__init__()
+        path = cfg.hf_path or ""
+        if not Path(path, "config.json").is_file():
+            raise ConfigError(f"decoder.hf_path {path!r} is not a local Hugging Face model folder (no config.json)")
+        from transformers import AutoModelForCausalLM
+
+        self.lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        if self.lm.get_input_embeddings().num_embeddings < cfg.vocab_size:  # room for the added special tokens
+            self.lm.resize_token_embeddings(cfg.vocab_size)
+        self.wte = self.lm.get_input_embeddings()
+        self.n_embd = self.lm.config.hidden_size
+
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        bias = torch.zeros(mask.shape, dtype=embeds.dtype, device=embeds.device)
+        bias = bias.masked_fill(~mask, torch.finfo(embeds.dtype).min)[:, None]  # (B, 1, T, T)
+        out = self.lm(inputs_embeds=embeds, attention_mask=bias, position_ids=positions, use_cache=False)
+        return out.logits  # (B, T, vocab)
 
 
 def attention_mask(segments: torch.Tensor) -> torch.Tensor:
@@ -182,9 +244,11 @@ class VLM(nn.Module):
     def __init__(self, cfg: VLMConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        if cfg.decoder.vocab_size < 1:
+            raise ConfigError("decoder.vocab_size must be set (the tokenizer's size)")
         self.vision = VisionEncoder(cfg.vision)
-        self.adapter = CrossAttnAdapter(self.vision.width, self.vision.grid, cfg.decoder.n_embd, cfg.adapter)
-        self.decoder = Decoder(cfg.decoder)
+        self.decoder = HfDecoder(cfg.decoder) if cfg.decoder.hf_path else Decoder(cfg.decoder)
+        self.adapter = CrossAttnAdapter(self.vision.width, self.decoder.n_embd, cfg.adapter)
 
     def embed(
         self, input_ids: torch.Tensor, images: torch.Tensor | None, image_slots: torch.Tensor | None
@@ -215,7 +279,9 @@ class VLM(nn.Module):
         logits = self.decoder(self.embed(input_ids, images, image_slots), attention_mask(segments), positions)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100
+            targets = labels[:, 1:].reshape(-1)
+            total = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets, ignore_index=-100, reduction="sum"
             )
+            loss = total / (targets != -100).sum().clamp(min=1)  # a batch without target tokens gives 0, not NaN
         return logits, loss

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from curate.train.model import VLM, AdapterConfig, CrossAttnAdapter, DecoderConfig, VLMConfig, attention_mask
+from curate.train.model import (
+    VLM,
+    AdapterConfig,
+    CrossAttnAdapter,
+    DecoderConfig,
+    VLMConfig,
+    attention_mask,
+    sincos_2d,
+)
 from curate.train.tokenizer import IGNORE, ByteTokenizer
 
 TOK = ByteTokenizer()
@@ -24,22 +32,54 @@ def model() -> VLM:
 
 
 def test_adapter_output_shape_is_batch_queries_width():
-    adapter = CrossAttnAdapter(kv_dim=128, kv_grid=8, out_dim=96, cfg=AdapterConfig(n_queries=64, heads=4))
+    adapter = CrossAttnAdapter(kv_dim=128, out_dim=96, cfg=AdapterConfig(n_queries=64, heads=4))
     assert adapter(torch.randn(3, 64, 128)).shape == (3, 64, 96)
+    assert adapter(torch.randn(2, 256, 128)).shape == (2, 64, 96)  # a 448 px ViT grid: still N queries out
     with pytest.raises(ValueError, match="square"):
-        CrossAttnAdapter(kv_dim=8, kv_grid=2, out_dim=8, cfg=AdapterConfig(n_queries=10, heads=2))
+        CrossAttnAdapter(kv_dim=8, out_dim=8, cfg=AdapterConfig(n_queries=10, heads=2))
 
 
 def test_position_encodings_are_fixed_buffers_not_parameters():
-    adapter = CrossAttnAdapter(kv_dim=32, kv_grid=4, out_dim=32, cfg=AdapterConfig(n_queries=16, heads=4))
-    assert {"pos_q", "pos_k"} <= {n for n, _ in adapter.named_buffers()}
-    assert not {"pos_q", "pos_k"} & {n for n, _ in adapter.named_parameters()}
-    before = (adapter.pos_q.clone(), adapter.pos_k.clone())
+    adapter = CrossAttnAdapter(kv_dim=32, out_dim=32, cfg=AdapterConfig(n_queries=16, heads=4))
+    assert "pos" in {n for n, _ in adapter.named_buffers()}
+    assert "pos" not in {n for n, _ in adapter.named_parameters()}
+    before = adapter.pos.clone()
+    assert torch.equal(before, sincos_2d(32, 4))
     optimizer = torch.optim.AdamW(adapter.parameters(), lr=0.1)
     adapter(torch.randn(2, 16, 32)).pow(2).mean().backward()
     optimizer.step()
-    assert torch.equal(adapter.pos_q, before[0]) and torch.equal(adapter.pos_k, before[1])
-    assert not adapter.pos_q.requires_grad
+    assert torch.equal(adapter.pos, before) and not adapter.pos.requires_grad
+    # keys on the query grid get the query table itself; on a finer grid, its bicubic resize (§7 get_abs_pos)
+    assert torch.equal(adapter.key_positions(16), before)
+    finer = adapter.key_positions(64)
+    assert finer.shape == (64, 32) and not torch.equal(finer[:16], before)
+
+
+def test_positions_go_on_queries_and_keys_but_not_values():
+    """Shifting the key positions changes the output; the values carry no positions (the output is a
+    position-free function of the tokens once the attention weights are fixed)."""
+    torch.manual_seed(0)
+    adapter = CrossAttnAdapter(kv_dim=16, out_dim=16, cfg=AdapterConfig(n_queries=4, heads=2)).eval()
+    tokens = torch.randn(1, 4, 16)
+    base = adapter(tokens)
+    adapter.pos.add_(1.0)
+    assert not torch.allclose(adapter(tokens), base)
+    x = adapter.ln_kv(adapter.kv_proj(tokens))
+    _, _, v_weight = adapter.attn.in_proj_weight.chunk(3)
+    values = x @ v_weight.T + adapter.attn.in_proj_bias.chunk(3)[2]
+    q = (adapter.ln_q(adapter.query) + adapter.pos)[None]
+    _, weights = adapter.attn(q, x + adapter.key_positions(4), x, need_weights=True, average_attn_weights=False)
+    heads = torch.cat([weights[0, h] @ values[0, :, h * 8 : (h + 1) * 8] for h in range(2)], dim=-1)
+    expected = adapter.ln_post(adapter.attn.out_proj(heads)) @ adapter.proj
+    assert torch.allclose(adapter(tokens)[0], expected, atol=1e-5)
+
+
+def test_vision_tower_runs_at_any_square_resolution(model):
+    """Stage 1 trains at 224 px, stage 2 at 448: the learned position grid is resized to the input (§2.2)."""
+    patch = model.vision.patch
+    for side in (model.vision.image_size, 2 * model.vision.image_size):
+        tokens = model.vision(torch.randn(1, 3, side, side))
+        assert tokens.shape == (1, (side // patch) ** 2, model.vision.width)
 
 
 def test_labels_mask_prefix_and_image_slots_and_keep_every_target_token():
@@ -73,8 +113,8 @@ def test_image_embeddings_land_exactly_in_the_image_span(model):
 
 
 def test_packed_samples_do_not_attend_to_each_other(model):
-    a = TOK.encode(" first sample<|endoftext|>", N_Q)[0]
-    b = TOK.encode(" second one<|endoftext|>", N_Q)[0]
+    a = TOK.encode(" first sample<|endoftext|>", N_Q).input_ids
+    b = TOK.encode(" second one<|endoftext|>", N_Q).input_ids
     packed = torch.tensor([a + b])
     segments = torch.tensor([[0] * len(a) + [1] * len(b)])
     positions = torch.tensor([list(range(len(a))) + list(range(len(b)))])

@@ -1,0 +1,99 @@
+"""Synthetic coloured shapes with exact boxes: a grounding set whose answers are known by construction, to check
+that a model trained on our shards learns to localize (issue 6, AC 3)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from curate.errors import ConfigError
+from curate.sources.base import Source
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 200, 30),
+    "purple": (150, 50, 180),
+    "orange": (245, 130, 20),
+}
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], colour: tuple) -> None:
+    """Fill `shape` so that its ink touches all four sides of `box` (the box is the tight bounding box)."""
+    x1, y1, x2, y2 = box
+    if shape == "circle":
+        draw.ellipse((x1, y1, x2 - 1, y2 - 1), fill=colour)
+    elif shape == "square":
+        draw.rectangle((x1, y1, x2 - 1, y2 - 1), fill=colour)
+    else:
+        draw.polygon([((x1 + x2) / 2, y1), (x2 - 1, y2 - 1), (x1, y2 - 1)], fill=colour)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shapes(Source):
+    """`count` images of 1..max_objects shapes, each a distinct (colour, shape) pair, named 'the red circle'."""
+
+    kind: ClassVar[str] = "shapes"
+    allowed_tasks: ClassVar[tuple[str, ...]] = ("ref_grounding", "grounded_caption")
+    count: int = 10000
+    size: int = 128  # square images, pixels
+    min_objects: int = 1
+    max_objects: int = 3
+    min_side: float = 0.15  # shape side as a share of the image side
+    max_side: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.count < 1 or self.size < 16 or not 1 <= self.min_objects <= self.max_objects <= 6:
+            raise ConfigError("shapes: count >= 1, size >= 16, 1 <= min_objects <= max_objects <= 6")
+        if not 0 < self.min_side <= self.max_side < 1:
+            raise ConfigError("shapes: 0 < min_side <= max_side < 1")
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.count):
+            yield self.record(i)
+
+    def _place(self, rng: np.random.Generator, taken: list[list[int]]) -> tuple[int, int, int, int] | None:
+        """A square box that overlaps none of `taken` (20 tries)."""
+        for _ in range(20):
+            side = int(rng.uniform(self.min_side, self.max_side) * self.size)
+            x1, y1 = (int(v) for v in rng.integers(0, self.size - side + 1, 2))
+            box = (x1, y1, x1 + side, y1 + side)
+            if all(box[2] <= t[0] or t[2] <= box[0] or box[3] <= t[1] or t[3] <= box[1] for t in taken):
+                return box
+        return None
+
+    def record(self, i: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, i])
+        background = tuple(int(v) for v in rng.integers(200, 256, 3))
+        img = Image.new("RGB", (self.size, self.size), background)
+        draw = ImageDraw.Draw(img)
+        kinds = [(c, s) for c in COLOURS for s in SHAPES]
+        n = int(rng.integers(self.min_objects, self.max_objects + 1))
+        refs: list[dict[str, Any]] = []
+        for k in rng.permutation(len(kinds))[:n]:
+            colour, shape = kinds[k]
+            box = self._place(rng, [r["bbox"] for r in refs])
+            if box is None:  # no free spot: fewer shapes, never an occluded one whose box would lie
+                continue
+            draw_shape(draw, shape, box, COLOURS[colour])
+            refs.append({"expression": f"the {colour} {shape}", "bbox": list(box)})
+        out = io.BytesIO()
+        img.save(out, format="JPEG", quality=95)
+        return {
+            "source": self.name,
+            "id": f"{i:07d}",
+            "image": f"{self.name}/{i:07d}.jpg",
+            "image_bytes": out.getvalue(),
+            "width": self.size,
+            "height": self.size,
+            "refs": refs,
+        }

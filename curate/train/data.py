@@ -1,0 +1,291 @@
+"""Training data: a streaming, resumable reader of our WebDataset shards (or the stage-3 SFT JSON) and the
+collator that turns packed sequences into model batches.
+
+Every DataLoader worker of every process plays one *role*: an infinite stream of batches, epoch after epoch,
+from its share of the shards (reshuffled per epoch) through a seeded shuffle buffer. PyTorch hands out the
+workers' batches in strict rotation, so "N batches consumed" pins the position of every role: a resumed run
+skips exactly what each role had delivered, without decoding it, and continues the same batch sequence.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset import tariterators
+
+from curate.errors import ConfigError
+from curate.io.images import decode_rgb
+from curate.train.tokenizer import IGNORE, Encoded, Tokenizer
+
+log = logging.getLogger(__name__)
+# The CLIP normalization Qwen-VL's visual.py applies after a plain squash Resize((S, S), BICUBIC) (§7).
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
+STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
+IMAGE_IN_TEXT = re.compile(r"<img>(.*?)</img>", re.S)
+
+
+def find_shards(patterns: tuple[str, ...] | list[str]) -> list[str]:
+    """Sorted .tar files named by globs or held (recursively) in folders."""
+    found: set[str] = set()
+    for pattern in patterns:
+        path = Path(pattern)
+        matches = [str(p) for p in path.rglob("*.tar")] if path.is_dir() else glob.glob(pattern)
+        found.update(m for m in matches if m.endswith(".tar"))
+    return sorted(found)
+
+
+def split_holdout(train: list[str], evaluation: list[str], holdout: int) -> tuple[list[str], list[str]]:
+    """(train, eval) shards: the eval list when given, else the last `holdout` train shards, held out."""
+    if evaluation:
+        return [s for s in train if s not in set(evaluation)], evaluation
+    if holdout and len(train) <= holdout:
+        raise ConfigError(f"{len(train)} training shard(s) cannot spare {holdout} for evaluation: set data.eval")
+    return (train[:-holdout], train[-holdout:]) if holdout else (train, [])
+
+
+def shard_item(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """A WebDataset sample of `curate mix` (a packed sequence) or `curate build` (one task sample) as an item:
+    {key, task, samples: [{prefix, target, image_bytes: [...]}]}; None when it holds no JSON."""
+    if "json" not in raw:
+        return None
+    meta = json.loads(raw["json"])
+    if "prefixes" in meta:  # a packed sequence: <key>.<i>.jpg holds sample i's first image
+        samples = [
+            {"prefix": p, "target": t, "image_bytes": [raw[f"{i}.jpg"]] if f"{i}.jpg" in raw else []}
+            for i, (p, t) in enumerate(zip(meta["prefixes"], meta["targets"], strict=True))
+        ]
+    else:
+        images = [raw["jpg"]] if "jpg" in raw else []
+        samples = [{"prefix": meta["prefix"], "target": meta["target"], "image_bytes": images}]
+    return {"key": raw["__key__"], "task": meta["task"], "samples": samples}
+
+
+def read_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
+    """Items of the shards, in order; an unreadable shard is logged and skipped, never fatal."""
+
+    def warn(err: Exception) -> bool:
+        log.warning("skipping unreadable shard data: %s", err)
+        return True
+
+    for raw in tariterators.tarfile_samples(({"url": s} for s in shards), handler=warn):
+        item = shard_item(raw)
+        if item is not None:
+            yield item
+
+
+def image_tensor(data: bytes, size: int) -> torch.Tensor:
+    """(3, size, size): squashed to a square with bicubic resampling, CLIP-normalized (§7)."""
+    img = decode_rgb(data, min_size=size).resize((size, size), Image.Resampling.BICUBIC)
+    array = (np.asarray(img, dtype=np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+class Collator:
+    """Items -> one padded batch. Samples of a packed sequence keep their own positions and attend only within
+    themselves (segment ids). A sample whose image is missing or undecodable, or that does not fit in
+    `seq_len`, is left out and counted, never cut (a cut could split an image span)."""
+
+    def __init__(self, tokenizer: Tokenizer, n_queries: int, seq_len: int, image_size: int) -> None:
+        self.tok, self.n_queries, self.seq_len, self.image_size = tokenizer, n_queries, seq_len, image_size
+
+    def encode(self, sample: dict[str, Any]) -> Encoded:
+        if "conversation" in sample:
+            return self.tok.encode_chat(sample["conversation"], self.n_queries)
+        return self.tok.encode_sample(sample["prefix"], sample["target"], self.n_queries)
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        rows: list[tuple[list[int], list[int], list[int], list[int]]] = []
+        images, slots, tasks, skipped = [], [], [], Counter()
+        for item in items:
+            ids, labels, segments, positions = [], [], [], []
+            for seg, sample in enumerate(item["samples"]):
+                enc = self.encode(sample)
+                if len(enc.images) > len(sample["image_bytes"]):
+                    skipped["image_missing"] += 1
+                    continue
+                if len(ids) + len(enc.input_ids) > self.seq_len:
+                    skipped["too_long"] += 1
+                    continue
+                try:
+                    pixels = [image_tensor(b, self.image_size) for b in sample["image_bytes"][: len(enc.images)]]
+                except Exception:  # noqa: BLE001 - undecodable image bytes are bad data, not a crash
+                    skipped["image_decode_error"] += 1
+                    continue
+                images += pixels
+                slots += [(len(rows), len(ids) + s) for s in enc.slots]
+                ids += enc.input_ids
+                labels += enc.labels
+                segments += [seg] * len(enc.input_ids)
+                positions += list(range(len(enc.input_ids)))
+            if ids:
+                rows.append((ids, labels, segments, positions))
+                tasks.append(item["task"])
+        return self._pad(rows, images, slots, tasks, skipped)
+
+    def _pad(self, rows: list, images: list, slots: list, tasks: list[str], skipped: Counter) -> dict[str, Any]:
+        t = max((len(r[0]) for r in rows), default=1)
+        b = len(rows)
+        batch = {
+            "input_ids": torch.full((b, t), self.tok.pad, dtype=torch.long),
+            "labels": torch.full((b, t), IGNORE, dtype=torch.long),
+            "segments": torch.full((b, t), -1, dtype=torch.long),
+            "positions": torch.zeros((b, t), dtype=torch.long),
+        }
+        for i, row in enumerate(rows):
+            for name, values in zip(("input_ids", "labels", "segments", "positions"), row, strict=True):
+                batch[name][i, : len(values)] = torch.tensor(values)
+        size = self.image_size
+        batch["images"] = torch.stack(images) if images else torch.zeros((0, 3, size, size))
+        batch["image_slots"] = torch.tensor(slots, dtype=torch.long).reshape(-1, 2)
+        batch["tasks"] = tasks
+        batch["skipped"] = dict(skipped)
+        return batch
+
+
+class RoleStream(IterableDataset):
+    """Infinite, deterministic batches for each (process, worker) role; `start_batches` resumes mid-stream."""
+
+    def __init__(self, collate: Collator, *, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        super().__init__()
+        self.collate, self.batch_size, self.seed = collate, batch_size, seed
+        self.rank, self.world = rank, world
+        self.start_batches = 0  # batches this process consumed before (checkpoint data position)
+
+    def epoch_items(self, epoch: int, role: int, roles: int) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _role(self) -> tuple[int, int, int]:
+        """(role, roles, batches to skip): worker w stands in for the role the rotation would serve next."""
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        local = (worker + self.start_batches) % workers
+        skip = self.start_batches // workers + (1 if local < self.start_batches % workers else 0)
+        return self.rank * workers + local, self.world * workers, skip
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        role, roles, skip = self._role()
+        pending: list[dict[str, Any]] = []
+        epoch = 0
+        while True:
+            seen = 0
+            for item in self.epoch_items(epoch, role, roles):
+                seen += 1
+                pending.append(item)
+                if len(pending) < self.batch_size:
+                    continue
+                group, pending = pending, []
+                if skip:  # already trained on before the checkpoint: not decoded again
+                    skip -= 1
+                    continue
+                batch = self.collate(group)
+                batch["epoch"] = epoch
+                yield batch
+            if not seen:
+                raise RuntimeError(f"data role {role} of {roles} got no items: too few shards or samples")
+            epoch += 1
+
+
+class ShardStream(RoleStream):
+    """Shard items, shards reshuffled per epoch and dealt to roles (or, with fewer shards than roles, items
+    dealt round-robin), then a seeded shuffle buffer."""
+
+    def __init__(self, shards: list[str], collate: Collator, *, shuffle_buffer: int, **kwargs: Any) -> None:
+        super().__init__(collate, **kwargs)
+        if not shards:
+            raise ConfigError("no training shards found (data.train)")
+        self.shards, self.shuffle_buffer = shards, shuffle_buffer
+
+    def epoch_items(self, epoch: int, role: int, roles: int) -> Iterator[dict[str, Any]]:
+        order = [self.shards[i] for i in np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))]
+        deal_shards = len(order) >= roles
+        items = read_shards(order[role::roles] if deal_shards else order)
+        if not deal_shards:
+            items = (item for i, item in enumerate(items) if i % roles == role)
+        yield from shuffled(items, self.shuffle_buffer, random.Random(f"{self.seed}-{epoch}-{role}"))
+
+
+def shuffled(items: Iterator[dict[str, Any]], size: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+    """Buffer shuffle: each item swaps with a random one of the last `size` (webdataset's scheme, seeded)."""
+    buffer: list[dict[str, Any]] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        i = rng.randrange(size)
+        buffer[i], item = item, buffer[i]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class SftStream(RoleStream):
+    """Stage-3 conversations from sft.json, reshuffled per epoch and dealt round-robin to roles."""
+
+    def __init__(self, items: list[dict[str, Any]], collate: Collator, **kwargs: Any) -> None:
+        super().__init__(collate, **kwargs)
+        if not items:
+            raise ConfigError("the SFT data holds no usable conversation")
+        self.items = items
+
+    def epoch_items(self, epoch: int, role: int, roles: int) -> Iterator[dict[str, Any]]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.items))
+        yield from (self.items[i] for i in order[role::roles])
+
+
+def sft_items(path: str, image_sources: tuple[str, ...]) -> tuple[list[dict[str, Any]], Counter]:
+    """Conversations of a `curate mix` sft.json as items, images looked up by path in the task parquet of
+    `image_sources`; (items, skipped by reason)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"data.sft {path} not found (run curate mix)")
+    conversations = json.loads(Path(path).read_text())
+    needed = {p for c in conversations for turn in c["conversations"] for p in IMAGE_IN_TEXT.findall(turn["value"])}
+    found: dict[str, bytes] = {}
+    for folder in image_sources:
+        for part in sorted(Path(folder).glob("*/parquet/part-*.parquet")):
+            table = pq.read_table(part, columns=["images", "image"]).to_pylist()
+            found.update({r["images"][0]: r["image"] for r in table if r["images"] and r["images"][0] in needed})
+    items, skipped = [], Counter()
+    for convo in conversations:
+        paths = [p for turn in convo["conversations"] for p in IMAGE_IN_TEXT.findall(turn["value"])]
+        if any(found.get(p) is None for p in paths):
+            skipped["image_missing"] += 1
+            continue
+        sample = {"conversation": convo["conversations"], "image_bytes": [found[p] for p in paths]}
+        items.append({"key": convo["id"], "task": "sft", "samples": [sample]})
+    return items, skipped
+
+
+def make_loader(stream: RoleStream, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=2 if workers else None,
+        multiprocessing_context="spawn" if workers else None,  # no fork of a process holding threads/CUDA
+    )
+
+
+def eval_batches(items: Iterator[dict[str, Any]], collate: Collator, batch_size: int) -> Iterator[dict[str, Any]]:
+    """One ordered pass over held-out items, in batches."""
+    group: list[dict[str, Any]] = []
+    for item in items:
+        group.append(item)
+        if len(group) == batch_size:
+            yield collate(group)
+            group = []
+    if group:
+        yield collate(group)
