@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install fonts filter mixture demo test test-slow bench lint fmt size clean
+.PHONY: install fonts filter mixture train train-shapes demo test test-slow bench lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -52,6 +52,15 @@ mixture: filter fonts
 	$(CURATE) build pipelines/tasks_demo.yaml --overwrite
 	$(CURATE) ocr pipelines/ocr_demo.yaml --overwrite
 	$(CURATE) mix pipelines/stage2_mix.yaml --overwrite
+
+## The reference model trained on the demo mixture (CPU, a few minutes); rerunning resumes the same run.
+train: mixture
+	$(CURATE) train pipelines/train_demo.yaml
+
+## Grounding from scratch on synthetic shapes: mean IoU vs a predict-the-mean-box baseline (CPU, ~10 min).
+train-shapes: $(STAMP)
+	$(CURATE) build pipelines/shapes_build.yaml --overwrite
+	$(CURATE) train pipelines/train_shapes.yaml
 
 ## Offline, CPU-only test suite (slow tests excluded).
 test: $(STAMP) fonts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -254,6 +255,9 @@ SCALARS: dict[type, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -268,6 +272,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         (item_hint, *_) = typing.get_args(hint) or (Any,)
         return tuple(_coerce(item_hint, v, f"{where}[{i}]") for i, v in enumerate(value))
     if hint in SCALARS:
+        if hint is float and isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads `3e-3` (no dot) as a string; it is plainly a number
         check, name = SCALARS[hint]
         if not check(value):
             raise ConfigError(f"{where}: expected {name}, got {value!r}")

@@ -44,6 +44,18 @@ def demo_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_filter_run(demo_input, tiny_clip, ray_local, tmp_path_factory):
+    """`make filter` on the demo input: (config, stats)."""
+    from helpers import REPO, demo_overrides
+
+    from curate import config, pipeline
+
+    out = tmp_path_factory.mktemp("run") / "filter_demo"
+    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml", demo_overrides(demo_input, tiny_clip, out))
+    return cfg, pipeline.run_filter(cfg)
+
+
+@pytest.fixture(scope="session")
 def tiny_clip(demo_input: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo CLIP exactly as `make filter` trains it."""
     from curate.clip.train import train_tiny_clip

@@ -5,6 +5,7 @@ import pytest
 from curate import config, stage2_config
 from curate.errors import ConfigError
 from curate.filters import FILTERS
+from curate.train.config import load_train
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = {"name": "t", "input": {"url_list": {"path": "x.parquet"}}}
@@ -19,6 +20,7 @@ def test_every_pipeline_yaml_loads(monkeypatch):
         "corpus_en": stage2_config.load_ocr,
         "inputs": stage2_config.load_mix,
         "sources": stage2_config.load_build,
+        "stage": load_train,
     }
     monkeypatch.chdir(REPO)  # pipelines name paths relative to the repository root
     paths = sorted((REPO / "pipelines").glob("*.yaml"))
@@ -88,6 +90,13 @@ def test_fingerprint_ignores_output_dir_and_ray_but_not_thresholds():
     )
     c = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 11}}]})
     assert config.fingerprint(a) == config.fingerprint(b) != config.fingerprint(c)
+
+
+def test_numbers_in_exponent_form_without_a_dot_are_numbers():
+    """YAML 1.1 reads `3e-3` as a string; a float field takes it as the number it plainly is."""
+    assert load_train(REPO / "pipelines" / "train_demo.yaml", ["optim.lr=3e-3"]).optim.lr == 0.003
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_train(REPO / "pipelines" / "train_demo.yaml", ["optim.lr=fast"])
 
 
 def test_resolved_config_round_trips_through_yaml():

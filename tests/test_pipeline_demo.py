@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pyarrow.parquet as pq
 import pytest
-from helpers import REPO, demo_overrides
+from helpers import REPO
 
 from curate import config, pipeline, stage2_config
 from curate import stats as stats_module
@@ -19,10 +19,8 @@ SCHEMAS = REPO / "schemas"
 
 
 @pytest.fixture(scope="module")
-def demo_run(demo_input, tiny_clip, ray_local, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "filter_demo"
-    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml", demo_overrides(demo_input, tiny_clip, out))
-    return cfg, pipeline.run_filter(cfg)
+def demo_run(demo_filter_run):
+    return demo_filter_run
 
 
 def test_stats_conserve_rows_and_ledger_has_one_row_per_input_row(demo_run):

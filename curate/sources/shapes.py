@@ -72,6 +72,21 @@ class Shapes(Source):
         return None
 
     def record(self, i: int) -> dict[str, Any]:
+        img, refs = self.draw(i)
+        out = io.BytesIO()
+        img.save(out, format="JPEG", quality=95)
+        return {
+            "source": self.name,
+            "id": f"{i:07d}",
+            "image": f"{self.name}/{i:07d}.jpg",
+            "image_bytes": out.getvalue(),
+            "width": self.size,
+            "height": self.size,
+            "refs": refs,
+        }
+
+    def draw(self, i: int) -> tuple[Image.Image, list[dict[str, Any]]]:
+        """Image i and its refs ({expression, bbox in pixels}), deterministic per (seed, i)."""
         rng = np.random.default_rng([self.seed, i])
         background = tuple(int(v) for v in rng.integers(200, 256, 3))
         img = Image.new("RGB", (self.size, self.size), background)
@@ -86,14 +101,4 @@ class Shapes(Source):
                 continue
             draw_shape(draw, shape, box, COLOURS[colour])
             refs.append({"expression": f"the {colour} {shape}", "bbox": list(box)})
-        out = io.BytesIO()
-        img.save(out, format="JPEG", quality=95)
-        return {
-            "source": self.name,
-            "id": f"{i:07d}",
-            "image": f"{self.name}/{i:07d}.jpg",
-            "image_bytes": out.getvalue(),
-            "width": self.size,
-            "height": self.size,
-            "refs": refs,
-        }
+        return img, refs

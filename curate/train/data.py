@@ -108,7 +108,7 @@ class Collator:
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         rows: list[tuple[list[int], list[int], list[int], list[int]]] = []
-        images, slots, tasks, skipped = [], [], [], Counter()
+        images, slots, tasks, keys, skipped = [], [], [], [], Counter()
         for item in items:
             ids, labels, segments, positions = [], [], [], []
             for seg, sample in enumerate(item["samples"]):
@@ -133,9 +133,12 @@ class Collator:
             if ids:
                 rows.append((ids, labels, segments, positions))
                 tasks.append(item["task"])
-        return self._pad(rows, images, slots, tasks, skipped)
+                keys.append(item["key"])
+        batch = self._pad(rows, images, slots)
+        batch |= {"tasks": tasks, "keys": keys, "skipped": dict(skipped)}
+        return batch
 
-    def _pad(self, rows: list, images: list, slots: list, tasks: list[str], skipped: Counter) -> dict[str, Any]:
+    def _pad(self, rows: list, images: list, slots: list) -> dict[str, Any]:
         t = max((len(r[0]) for r in rows), default=1)
         b = len(rows)
         batch = {
@@ -150,8 +153,6 @@ class Collator:
         size = self.image_size
         batch["images"] = torch.stack(images) if images else torch.zeros((0, 3, size, size))
         batch["image_slots"] = torch.tensor(slots, dtype=torch.long).reshape(-1, 2)
-        batch["tasks"] = tasks
-        batch["skipped"] = dict(skipped)
         return batch
 
 

@@ -1,37 +1,30 @@
 """`curate train`: the reference training loop (nanoGPT's shape) for the three Qwen-VL stages.
 
-One output dir is one run: `run.json` pins the config, `checkpoints/step-N.pt` hold {model, optimizer, step,
-data position, config, rng}, `metrics.jsonl` one line per step, `eval_report.{json,md}` the final evaluation.
-Rerunning the same config resumes from the newest checkpoint and continues the identical batch sequence;
-`torchrun --nproc_per_node K -m curate train CONFIG` trains with DDP (each process streams its own shards).
+One output dir is one run (run_dir.py). Rerunning the same config resumes from the newest checkpoint and continues
+the identical batch sequence; `torchrun --nproc_per_node K -m curate train CONFIG` trains with DDP (each process
+streams its own shards).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
-import math
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as torch_dist
 from torch.nn.parallel import DistributedDataParallel
 
-from curate.config import to_dict, to_yaml
 from curate.errors import ConfigError
-from curate.io.atomic import write_atomic, write_bytes_atomic
-from curate.train.config import OptimConfig, TrainConfig
+from curate.io.atomic import write_bytes_atomic
+from curate.train.config import TrainConfig
 from curate.train.data import (
     Collator,
     RoleStream,
@@ -44,50 +37,15 @@ from curate.train.data import (
     sft_items,
     split_holdout,
 )
+from curate.train.device import Dist, autocast_for, resolve_device, setup_distributed
 from curate.train.evaluate import generation_report, task_losses
 from curate.train.model import VLM, VLMConfig
-from curate.train.report import eval_markdown
+from curate.train.optim import get_lr, make_optimizer
+from curate.train.run_dir import MetricsLog, init_weights, load_checkpoint, prepare_run, save_checkpoint, write_report
 from curate.train.tokenizer import Tokenizer, make_tokenizer
 
 log = logging.getLogger(__name__)
 SFT_HOLDOUT = 20  # stage 3 holds out every 20th conversation (5%) when holdout_shards > 0
-
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Dist:
-    """torchrun's environment -> a process group (NCCL on GPUs, gloo on CPUs); a plain run is one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch_dist.is_initialized():
-        torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if world == 1:
-        return Dist()
-    return Dist(torch_dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, dist: Dist) -> str:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda was asked for but no CUDA device is available; use auto or cpu")
-    if name == "cpu" or not torch.cuda.is_available():
-        return "cpu"
-    torch.cuda.set_device(dist.local_rank)
-    return f"cuda:{dist.local_rank}"
-
-
-def autocast_for(precision: str, device: str) -> Callable[[], Any]:
-    """bf16 autocast on devices that support it ('auto'), or as asked; fp32 otherwise."""
-    kind = device.split(":")[0]
-    bf16 = precision == "bf16" or (precision == "auto" and kind == "cuda" and torch.cuda.is_bf16_supported())
-    return lambda: torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16)
 
 
 def build_model(cfg: TrainConfig) -> tuple[VLM, Tokenizer]:
@@ -101,110 +59,6 @@ def build_model(cfg: TrainConfig) -> tuple[VLM, Tokenizer]:
     if cfg.stage == 3:  # Table 8: the ViT is frozen, LLM + adapter learn
         model.vision.requires_grad_(False)
     return model, tok
-
-
-def vit_lr_scale(name: str, layers: int, decay: float) -> float:
-    """Layer-wise LR decay for the ViT (Table 8: 0.95): the top block gets decay^1, embeddings decay^(L+1)."""
-    parts = name.split(".")
-    if "resblocks" in parts:
-        depth = int(parts[parts.index("resblocks") + 1]) + 1
-    elif any(p in parts for p in ("conv1", "class_embedding", "positional_embedding", "ln_pre")):
-        depth = 0
-    else:
-        depth = layers + 1  # ln_post, proj
-    return decay ** (layers + 1 - depth)
-
-
-def make_optimizer(model: VLM, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW (0.9, 0.98, 1e-6) with weight decay on matrices only (nanoGPT's rule) and ViT layer decay."""
-    layers = len(model.vision.visual.transformer.resblocks)
-    groups: dict[tuple[float, bool], dict[str, Any]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        scale = vit_lr_scale(name, layers, cfg.vit_layer_decay) if name.startswith("vision.") else 1.0
-        decay = p.ndim >= 2
-        group = groups.setdefault(
-            (scale, decay), {"params": [], "lr_scale": scale, "weight_decay": cfg.weight_decay if decay else 0.0}
-        )
-        group["params"].append(p)
-    return torch.optim.AdamW(list(groups.values()), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
-
-
-def get_lr(step: int, cfg: OptimConfig, total: int) -> float:
-    """Linear warm-up to the peak, then cosine decay to min_lr at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def run_fingerprint(cfg: TrainConfig) -> str:
-    """What a resumed run must share with the first one (not where output goes, nor logging/eval settings)."""
-    data = to_dict(cfg)
-    for key in ("output", "eval", "log_interval"):
-        data.pop(key)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def prepare_run(cfg: TrainConfig, overwrite: bool, dist: Dist) -> Path | None:
-    """The checkpoint to resume from (None = a fresh start); refuses an output dir of another config."""
-    out = cfg.out_dir
-    if dist.main:
-        run_file = out / "run.json"
-        if overwrite and out.exists():
-            shutil.rmtree(out)
-        elif run_file.exists() and json.loads(run_file.read_text())["config"] != run_fingerprint(cfg):
-            raise ConfigError(f"{out} holds a training run of another config; use --out DIR or --overwrite")
-        elif out.exists() and any(out.iterdir()) and not run_file.exists():
-            raise ConfigError(f"{out} exists and is not a curate training run; choose another --out or --overwrite")
-        out.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(run_file, json.dumps({"config": run_fingerprint(cfg)}).encode())
-        write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
-    if dist.world > 1:
-        torch_dist.barrier()
-    checkpoints = sorted((out / "checkpoints").glob("step-*.pt"))
-    return checkpoints[-1] if checkpoints else None
-
-
-def save_checkpoint(cfg: TrainConfig, model: VLM, optimizer: torch.optim.Optimizer, step: int, dist: Dist) -> Path:
-    """step = the next step to run; the data position is the batches each process consumed."""
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "data": {"batches": step * cfg.grad_accum, "world": dist.world, "workers": cfg.data.workers},
-        "config": to_dict(cfg),
-        "rng": torch.get_rng_state(),
-    }
-    folder = cfg.out_dir / "checkpoints"
-    path = folder / f"step-{step:07d}.pt"
-    write_atomic(path, lambda tmp: torch.save(state, tmp))
-    for old in sorted(folder.glob("step-*.pt"))[: -cfg.output.keep_checkpoints]:
-        old.unlink()
-    return path
-
-
-def load_checkpoint(path: Path, model: VLM, optimizer: torch.optim.Optimizer, dist: Dist) -> tuple[int, int]:
-    """(next step, batches consumed per process) from a checkpoint of this run."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state["data"]["world"] != dist.world:
-        raise ConfigError(
-            f"{path} was written by {state['data']['world']} processes; resume with the same number "
-            f"(now {dist.world}) so every process continues its own data stream"
-        )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"])
-    return state["step"], state["data"]["batches"]
-
-
-def init_weights(path: str, model: VLM) -> None:
-    """Model weights of an earlier stage's checkpoint (Table 8: stage N starts from stage N-1)."""
-    if not Path(path).is_file():
-        raise ConfigError(f"init_from {path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"] if "model" in state else state)
 
 
 def make_data(cfg: TrainConfig, tok: Tokenizer, dist: Dist) -> tuple[RoleStream, Callable[[], Iterator[dict]]]:
@@ -282,8 +136,22 @@ def log_line(step: int, result: dict[str, Any], lr: float, seconds: float) -> st
     )
 
 
-def main(cfg: TrainConfig, *, overwrite: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-    """Train (or resume) the run of `cfg`; returns the summary written to summary.json."""
+@dataclass
+class Session:
+    """Everything a run needs once set up: model (and its DDP wrapper), optimizer, data, where it resumes."""
+
+    model: VLM
+    wrapped: torch.nn.Module
+    tok: Tokenizer
+    optimizer: torch.optim.Optimizer
+    batches: Iterator[dict]
+    held: Callable[[], Iterator[dict]]
+    start: int
+    run: dict[str, Any]
+
+
+def start_session(cfg: TrainConfig, overwrite: bool) -> Session:
+    """Model, optimizer and data stream, restored from the newest checkpoint of the run when there is one."""
     dist = setup_distributed()
     device = resolve_device(cfg.device, dist)
     torch.manual_seed(cfg.seed)
@@ -299,29 +167,43 @@ def main(cfg: TrainConfig, *, overwrite: bool = False, stop_after: int | None = 
     stream, held = make_data(cfg, tok, dist)
     stream.start_batches = consumed
     batches = iter(make_loader(stream, cfg.data.workers, pin_memory=device.startswith("cuda")))
-    wrapped = model
+    wrapped: torch.nn.Module = model
     if dist.world > 1:
         ids = [dist.local_rank] if device.startswith("cuda") else None
         wrapped = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
     run = {"device": device, "autocast": autocast_for(cfg.precision, device), "dist": dist}
-    metrics = MetricsLog(cfg.out_dir / "metrics.jsonl", keep_before=start, enabled=dist.main)
+    return Session(model, wrapped, tok, optimizer, batches, held, start, run)
+
+
+def main(cfg: TrainConfig, *, overwrite: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+    """Train (or resume) the run of `cfg`; returns the summary written to summary.json."""
+    s = start_session(cfg, overwrite)
+    dist: Dist = s.run["dist"]
+    metrics = MetricsLog(cfg.out_dir / "metrics.jsonl", keep_before=s.start, enabled=dist.main)
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
-    log.info("training %s: stage %d, steps %d..%d on %s x%d", cfg.name, cfg.stage, start, last - 1, device, dist.world)
-    for step in range(start, last):
+    log.info("training %s: stage %d, steps %d..%d on %s x%d", cfg.name, cfg.stage, s.start, last - 1,
+             s.run["device"], dist.world)  # fmt: skip
+    for step in range(s.start, last):
         lr = get_lr(step, cfg.optim, cfg.steps)
-        for group in optimizer.param_groups:
+        for group in s.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         began = time.perf_counter()
-        result = train_step(wrapped, batches, optimizer, cfg, run)
+        result = train_step(s.wrapped, s.batches, s.optimizer, cfg, s.run)
         seconds = time.perf_counter() - began
         metrics.add(step, result, lr, seconds)
         if dist.main and (step % cfg.log_interval == 0 or step == last - 1):
             log.info(log_line(step, result, lr, seconds))
         done = step + 1
         if dist.main and (done % cfg.output.checkpoint_every == 0 or done == last):
-            save_checkpoint(cfg, model, optimizer, done, dist)
+            save_checkpoint(cfg, s.model, s.optimizer, done, dist)
         if dist.main and cfg.eval.every and done % cfg.eval.every == 0 and done < cfg.steps:
-            write_report(cfg, evaluate(model, tok, cfg, held, run), done, final=False)
+            write_report(cfg, evaluate(s.model, s.tok, cfg, s.held, s.run), done, final=False)
+    return finish(cfg, s, metrics, last)
+
+
+def finish(cfg: TrainConfig, s: Session, metrics: MetricsLog, last: int) -> dict[str, Any]:
+    """Final evaluation and summary (rank 0) once every step ran; a stopped run only reports."""
+    dist: Dist = s.run["dist"]
     if dist.world > 1:
         torch_dist.barrier()
     if last < cfg.steps:
@@ -329,58 +211,9 @@ def main(cfg: TrainConfig, *, overwrite: bool = False, stop_after: int | None = 
         return metrics.summary(cfg, finished=False)
     summary = metrics.summary(cfg, finished=True)
     if dist.main:
-        write_report(cfg, evaluate(model, tok, cfg, held, run), cfg.steps, final=True)
+        write_report(cfg, evaluate(s.model, s.tok, cfg, s.held, s.run), cfg.steps, final=True)
         write_bytes_atomic(cfg.out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    if dist.world > 1:
+        torch_dist.barrier()  # the other processes wait for the evaluation before the group goes away
+        torch_dist.destroy_process_group()
     return summary
-
-
-class MetricsLog:
-    """metrics.jsonl: one line per step. A resumed run first drops lines of steps it will redo."""
-
-    def __init__(self, path: Path, keep_before: int, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-        self.rows: list[dict[str, Any]] = []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                with contextlib.suppress(json.JSONDecodeError):  # a kill can cut the last line short
-                    row = json.loads(line)
-                    if row["step"] < keep_before:
-                        self.rows.append(row)
-        if enabled:
-            write_bytes_atomic(path, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
-        self.skipped = Counter()
-
-    def add(self, step: int, result: dict[str, Any], lr: float, seconds: float) -> None:
-        self.skipped.update(result["skipped"])
-        row = {"step": step, "loss": round(result["loss"], 6), "lr": lr, "seconds": round(seconds, 4)}
-        row |= {"tokens": result["tokens"], "images": result["images"]}
-        self.rows.append(row)
-        if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-
-    def summary(self, cfg: TrainConfig, finished: bool) -> dict[str, Any]:
-        losses = [r["loss"] for r in self.rows]
-        tail = losses[-min(10, len(losses)) :] if losses else [float("nan")]
-        first = losses[0] if losses else float("nan")
-        seconds = sum(r["seconds"] for r in self.rows) or float("nan")
-        return {
-            "name": cfg.name,
-            "stage": cfg.stage,
-            "finished": finished,
-            "steps": len(losses),
-            "first_loss": first,
-            "final_loss": round(sum(tail) / len(tail), 4),  # mean of the last 10 steps
-            "loss_reduction": round(1 - (sum(tail) / len(tail)) / first, 4) if losses else None,
-            "train_seconds": round(seconds, 1),
-            "tokens_per_s": round(sum(r["tokens"] for r in self.rows) / seconds, 1),
-            "skipped_samples": dict(self.skipped),
-        }
-
-
-def write_report(cfg: TrainConfig, report: dict[str, Any], step: int, final: bool) -> None:
-    report = {"name": cfg.name, "stage": cfg.stage, "step": step, **report}
-    name = "eval_report" if final else f"eval/step-{step:07d}"
-    write_bytes_atomic(cfg.out_dir / f"{name}.json", json.dumps(report, indent=2, ensure_ascii=False).encode())
-    write_bytes_atomic(cfg.out_dir / f"{name}.md", eval_markdown(report).encode())
-    log.info("eval report -> %s.json", cfg.out_dir / name)
