@@ -85,17 +85,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ocr_sheet(args: argparse.Namespace) -> int:
+def cmd_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from curate.ocr.run import contact_sheet
+    from curate.inspect.api import preview
 
-    shards = sorted(
-        p for path in args.paths for p in ([Path(path)] if path.endswith(".tar") else Path(path).rglob("*.tar"))
-    )
-    drawn = contact_sheet(shards, Path(args.out), n=args.n)
-    print(f"{drawn} documents with their quads drawn -> {args.out}")
-    return 0 if drawn else 1
+    out = Path(args.out)
+    if out.suffix not in (".png", ".html"):
+        raise ConfigError(f"--out {out} must end in .png (contact sheet) or .html (self-contained page)")
+    shown, drawn = preview([Path(p) for p in args.paths], out, task=args.task, status=args.status, n=args.n,
+                           seed=args.seed)  # fmt: skip
+    print(f"{shown} samples ({len(drawn)} boxes/quads drawn) -> {out}")
+    return 0 if shown else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from curate.inspect.api import write_report
+
+    path = Path(args.path)
+    out = Path(args.out) if args.out else path / "report.html"
+    pngs = write_report(path, out)
+    print(f"report of {path} -> {out} ({len(pngs)} figures, also as {out.stem}_<figure>.png)")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -196,11 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stop-after", type=int, metavar="STEP", help="stop (with a checkpoint) after this step")
 
-    p = sub.add_parser("ocr-sheet", help="contact sheet PNG of OCR samples with their quads drawn")
-    p.add_argument("paths", nargs="+", help="OCR shards or folders holding them")
-    p.add_argument("--out", default="ocr_sheet.png", help="PNG to write (default ocr_sheet.png)")
-    p.add_argument("--n", type=int, default=16, help="documents on the sheet (default 16)")
-    p.set_defaults(func=cmd_ocr_sheet)
+    p = sub.add_parser("inspect", help="contact sheet of samples (ledger, shard, build or mixture), boxes drawn")
+    p.add_argument("paths", nargs="+", help="filter run / build / mix output dirs, .tar shards or .parquet files")
+    p.add_argument("--task", help="only samples of this task (caption, vqa, grounding, ref_grounding, ocr, ...)")
+    p.add_argument("--status", help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...)")
+    p.add_argument("--n", type=int, default=16, help="samples to show (default 16)")
+    p.add_argument("--seed", type=int, help="draw the samples at random with this seed (default: the first n)")
+    p.add_argument("--out", default="preview.png", help="preview.png (contact sheet) or preview.html (default PNG)")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("report", help="report plots of a filter run, task build or mixture (PNG + one HTML page)")
+    p.add_argument("path", help="output dir of curate filter, build, ocr or mix")
+    p.add_argument("--out", help="HTML file to write (default PATH/report.html); PNGs go beside it")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate", help="check task samples (shards, parquet, folders) against the format rules")
     p.add_argument("paths", nargs="+", help=".tar shards, .parquet parts or folders holding them")

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from curate.build import TaskWriter, prepare_output
@@ -104,40 +103,3 @@ def _write(example: Example, image: bytes, writer: TaskWriter) -> None:
     if errors:
         raise RuntimeError(f"synthetic OCR sample {example.key} is invalid: {errors}")
     writer.add(sample, image)
-
-
-def contact_sheet(shards: list[Path], out: Path, n: int = 16, tile: int = 384) -> int:
-    """A grid of the first n documents with their quads drawn; returns how many were drawn."""
-    import io
-    import math
-    import re
-
-    import webdataset as wds
-    from PIL import Image, ImageDraw
-
-    samples = []
-    for sample in wds.WebDataset([str(s) for s in shards], shardshuffle=False):
-        samples.append(sample)
-        if len(samples) == n:
-            break
-    cols = math.ceil(math.sqrt(len(samples)))
-    sheet = Image.new("RGB", (cols * tile, math.ceil(len(samples) / cols) * tile), "white")
-    for i, sample in enumerate(samples):
-        image = Image.open(io.BytesIO(sample["jpg"])).convert("RGB")
-        w, h = image.size
-        draw = ImageDraw.Draw(image)
-        for quad in re.findall(r"<quad>(.*?)</quad>", json.loads(sample["json"])["target"]):
-            pts = [(int(x) / 1000 * w, int(y) / 1000 * h) for x, y in re.findall(r"\((\d+),(\d+)\)", quad)]
-            draw.polygon(pts, outline=(255, 0, 0), width=2)
-        image.thumbnail((tile - 8, tile - 8))
-        sheet.paste(image, ((i % cols) * tile + 4, (i // cols) * tile + 4))
-    write_bytes_atomic_png(sheet, out)
-    return len(samples)
-
-
-def write_bytes_atomic_png(image: Any, out: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    write_bytes_atomic(out, buffer.getvalue())

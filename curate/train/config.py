@@ -73,8 +73,8 @@ class OptimConfig:
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     every: int = 0  # steps between evaluations; 0 = only at the end
-    batches: int = 50  # held-out batches for the per-task loss (at most)
-    generate: int = 16  # held-out samples per task for greedy generation
+    batches: int = 50  # held-out batches read (at most) for the per-task loss and the generation samples
+    generate: int = 16  # held-out samples per task (among those batches) for greedy generation
     max_new_tokens: int = 128
 
 

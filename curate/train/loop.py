@@ -116,7 +116,7 @@ def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], It
     batches = islice(eval_batches(held(), collate, cfg.data.batch_size), cfg.eval.batches)
     tasks: dict[str, dict] = task_losses(model, batches, run["device"], run["autocast"])
     samples: dict[str, list[dict]] = {}
-    for item in held():
+    for item in islice(held(), cfg.eval.batches * cfg.data.batch_size):  # the same held-out items as the losses
         group = samples.setdefault(item["task"], [])
         group += [s for s in item["samples"] if "prefix" in s][: cfg.eval.generate - len(group)]
     generated = generation_report(

@@ -53,7 +53,7 @@ def prepare_run(cfg: TrainConfig, overwrite: bool, dist: Dist) -> Path | None:
             shutil.rmtree(out)
         elif previous and previous["config"] != identity["config"]:
             raise ConfigError(f"{out} holds a training run of another config; use --out DIR or --overwrite")
-        elif previous and previous["data"] != identity["data"]:
+        elif previous and previous.get("data") != identity["data"]:
             raise ConfigError(f"{out} was trained on other data files (names or sizes); use --out DIR or --overwrite")
         elif out.exists() and any(out.iterdir()) and not run_file.exists():
             raise ConfigError(f"{out} exists and is not a curate training run; choose another --out or --overwrite")

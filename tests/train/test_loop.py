@@ -173,10 +173,11 @@ def test_bad_train_config_fails_with_what_is_valid():
         load_train(REPO / "pipelines" / "train_demo.yaml", ["optim.learning_rate=1"])
 
 
-def test_ddp_over_two_processes_trains_and_checkpoints(shapes_mix, tmp_path):
+def test_ddp_over_two_processes_with_grad_accumulation_trains_and_checkpoints(shapes_mix, tmp_path):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     out = tmp_path / "ddp"
-    sets = [f"data.train=[{shapes_mix / 'shards'}]", "steps=3", "data.image_size=32", "data.batch_size=2"]
+    sets = [f"data.train=[{shapes_mix / 'shards'}]", "steps=3", "grad_accum=2", "data.image_size=32"]
+    sets.append("data.batch_size=2")
     sets += ["model.vision.pretrained=null", "eval.generate=1", "eval.batches=1", f"output.dir={out}"]
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "curate", "train"]
     cmd += [str(REPO / "pipelines" / "train_demo.yaml"), *("--set=" + s for s in sets)]
@@ -184,5 +185,5 @@ def test_ddp_over_two_processes_trains_and_checkpoints(shapes_mix, tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     state = torch.load(out / "checkpoints" / "step-0000003.pt", weights_only=True)
-    assert state["data"] == {"batches": 3, "world": 2, "workers": 0}
+    assert state["data"] == {"batches": 6, "world": 2, "workers": 0}  # 3 steps x 2 micro-batches per process
     assert json.loads((out / "summary.json").read_text())["steps"] == 3

@@ -1,0 +1,1 @@
+"""Looking at the data: contact sheets of samples with boxes and quads drawn, report plots, threshold re-runs."""

@@ -1,0 +1,44 @@
+"""The inspection entry points the CLI and the notebooks call: previews and reports written to files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curate.inspect import plots
+from curate.inspect.sheet import Drawn, contact_sheet, html_sheet, png_bytes
+from curate.inspect.views import View, collect, sample
+from curate.io.atomic import write_bytes_atomic
+
+
+def views(paths: list[Path], *, task: str | None = None, status: str | None = None, n: int = 16,
+          seed: int | None = None) -> list[View]:  # fmt: skip
+    """Up to n samples from the outputs at `paths` (the first n, or a seeded random draw), image bytes loaded."""
+    return sample((v for path in paths for v in collect(path, task=task, status=status)), n, seed)
+
+
+def task_names(paths: list[Path]) -> list[str]:
+    """The tasks the outputs at `paths` hold ('pairs' for filter runs)."""
+    return sorted({view.task for path in paths for view in collect(path)})
+
+
+def preview(paths: list[Path], out: Path, **selection: object) -> tuple[int, list[Drawn]]:
+    """A contact sheet (.png) or page (.html) of the selected samples: (samples shown, regions drawn)."""
+    chosen = views(paths, **selection)  # type: ignore[arg-type]
+    if not chosen:
+        return 0, []
+    if out.suffix == ".html":
+        page, drawn = html_sheet(chosen, f"curate inspect: {', '.join(p.name for p in paths)}")
+        write_bytes_atomic(out, page.encode())
+    else:
+        sheet, drawn = contact_sheet(chosen)
+        write_bytes_atomic(out, png_bytes(sheet))
+    return len(chosen), drawn
+
+
+def write_report(path: Path, out: Path) -> dict[str, bytes]:
+    """The report page of an output dir at `out`, and each figure beside it as `<stem>_<figure>.png`."""
+    page, pngs = plots.report_html(path)
+    for name, png in pngs.items():
+        write_bytes_atomic(out.with_name(f"{out.stem}_{name}.png"), png)
+    write_bytes_atomic(out, page.encode())
+    return pngs

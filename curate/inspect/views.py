@@ -1,0 +1,154 @@
+"""Samples of any curate output as `View`s: one image (or none) plus the text and metadata to show beside it.
+
+Reads a filter run (its ledger: kept and rejected rows, bytes from the raw download shards when they were kept),
+a `curate build` / `curate ocr` output (task samples), a `curate mix` output (each sample of each packed
+sequence), or single .tar / .parquet files of any of these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from webdataset import tariterators
+
+from curate.errors import ConfigError
+from curate.io.images import TarReader, read_image_bytes
+
+SCORE_FORMATS = {
+    "clip_score": "clip {:.3f}",
+    "lang": "lang {}",
+    "lang_score": "{:.2f}",
+    "aspect_ratio": "aspect {:.2f}",
+}
+
+
+@dataclass
+class View:
+    key: str
+    kind: str  # ledger | task | sequence
+    task: str  # task name; for ledger rows "kept" or the reject reason's filter
+    text: str  # the caption, or prefix + target: the regions are parsed from it
+    image: bytes | None = None
+    status: str | None = None  # ledger rows: "kept" or the reject reason
+    details: list[str] = field(default_factory=list)
+    image_source: tuple[str, str | None] | None = None  # (file, tar member): bytes read only when drawn
+
+    def load(self, tars: TarReader | None = None) -> View:
+        """Read the image bytes from `image_source` (ledger rows); missing bytes leave a metadata-only view."""
+        if self.image is None and self.image_source:
+            try:
+                self.image = read_image_bytes(*self.image_source, tars or TarReader())
+            except OSError:
+                self.image_source = None  # not kept (or moved): the tile shows the metadata only
+        return self
+
+
+def sample(views: Iterator[View], n: int, seed: int | None) -> list[View]:
+    """The first n views, or (seed given) n drawn uniformly by reservoir sampling; image bytes loaded."""
+    import random
+
+    chosen: list[View] = []
+    rng = random.Random(seed)
+    for i, view in enumerate(views):
+        if seed is None and i >= n:
+            break
+        if len(chosen) < n:
+            chosen.append(view)
+        elif (j := rng.randrange(i + 1)) < n:
+            chosen[j] = view
+    tars = TarReader()
+    return [v.load(tars) for v in chosen]
+
+
+def collect(path: Path, *, task: str | None = None, status: str | None = None) -> Iterator[View]:
+    """Every view under `path`, optionally only one task (or, for ledgers, 'kept', 'rejected' or a reason)."""
+    for view in _views(path):
+        if task and view.task != task:
+            continue
+        if status and not _status_matches(view.status, status):
+            continue
+        yield view
+
+
+def _status_matches(value: str | None, wanted: str) -> bool:
+    if value is None:
+        return False
+    if wanted == "rejected":
+        return value != "kept"
+    return value == wanted or value.split(":")[0] == wanted
+
+
+def _views(path: Path) -> Iterator[View]:
+    if not path.exists():
+        raise ConfigError(f"{path} not found")
+    if path.is_file():
+        yield from (_parquet_views(path) if path.suffix == ".parquet" else _tar_views(path))
+        return
+    if (path / "ledger").is_dir():
+        yield from _ledger_views(sorted((path / "ledger").glob("part-*.parquet")))
+        return
+    parts = sorted(path.glob("*/parquet/part-*.parquet")) or sorted(path.glob("parquet/part-*.parquet"))
+    tars = sorted(path.glob("*/shards/*.tar")) or sorted(path.glob("shards/*.tar")) or sorted(path.rglob("*.tar"))
+    if not parts and not tars:
+        raise ConfigError(f"{path} holds no curate output (ledger/, shards/*.tar or parquet/part-*.parquet)")
+    for file in parts or tars:
+        yield from (_parquet_views(file) if file.suffix == ".parquet" else _tar_views(file))
+
+
+def _parquet_views(path: Path) -> Iterator[View]:
+    names = pq.read_schema(path).names
+    if "reject_reason" in names:
+        yield from _ledger_views([path])
+        return
+    for row in pq.read_table(path).to_pylist():
+        if "prefixes" in row:
+            yield from _sequence_views(row, row["image_bytes"])
+        else:
+            yield View(row["key"], "task", row["task"], row["prefix"] + row["target"], row.get("image"))
+
+
+def _tar_views(path: Path) -> Iterator[View]:
+    for raw in tariterators.tarfile_samples([{"url": str(path)}]):
+        if "json" not in raw:
+            continue
+        meta = json.loads(raw["json"])
+        if "prefixes" in meta:
+            yield from _sequence_views(meta, [raw.get(f"{i}.jpg") for i in range(len(meta["prefixes"]))])
+        elif "prefix" in meta:
+            yield View(meta["key"], "task", meta["task"], meta["prefix"] + meta["target"], raw.get("jpg"))
+        else:  # a kept sample of a filter run
+            caption = meta.get("caption") or ""
+            yield View(meta["key"], "ledger", "pairs", caption, raw.get("jpg"), "kept", _scores(meta))
+
+
+def _sequence_views(row: dict[str, Any], images: list[bytes | None]) -> Iterator[View]:
+    for i, (prefix, target) in enumerate(zip(row["prefixes"], row["targets"], strict=True)):
+        details = [f"sequence {row['key']} sample {i + 1}/{len(row['prefixes'])}", row["sample_keys"][i]]
+        yield View(row["sample_keys"][i], "sequence", row["task"], prefix + target, images[i], details=details)
+
+
+def _ledger_views(parts: list[Path]) -> Iterator[View]:
+    for part in parts:
+        for row in pq.read_table(part).to_pylist():
+            status = row["reject_reason"] or "kept"
+            text = row.get("caption") or row.get("caption_raw") or ""
+            details = [status, *_scores(row)]
+            if row.get("error_message"):
+                details.append(str(row["error_message"])[:120])
+            source = (row["image_path"], row.get("image_member")) if row.get("image_path") else None
+            yield View(row["key"], "ledger", "pairs", text, None, status, details, source)
+
+
+def _scores(row: dict[str, Any]) -> list[str]:
+    parts = []
+    if row.get("width") and row.get("height"):
+        parts.append(f"{row['width']}x{row['height']}")
+    for column, fmt in SCORE_FORMATS.items():
+        if row.get(column) is not None:
+            parts.append(fmt.format(row[column]))
+    return [" · ".join(parts)] if parts else []
