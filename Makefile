@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install fonts filter mixture train train-shapes demo test test-slow bench lint fmt size clean
+.PHONY: install fonts browser filter mixture train train-shapes demo test test-slow bench lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -32,6 +32,18 @@ fonts: $(STAMP)
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FONT_PACKAGES); \
 	  else \
 	    echo "curate needs fonts for synthetic OCR: sudo apt-get install $(FONT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+# Headless Chromium + ChromeDriver (Debian packages) for the report-page tests (issue 7).
+BROWSER_PACKAGES := chromium chromium-driver
+
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	  else \
+	    echo "the report-page tests need headless Chromium: sudo apt-get install $(BROWSER_PACKAGES)"; exit 1; \
 	  fi; \
 	fi
 
@@ -63,10 +75,10 @@ train-shapes: $(STAMP)
 	$(CURATE) train pipelines/train_shapes.yaml
 
 ## Offline, CPU-only test suite (slow tests excluded).
-test: $(STAMP) fonts
+test: $(STAMP) fonts browser
 	$(VENV)/bin/pytest
 
-test-slow: $(STAMP) fonts
+test-slow: $(STAMP) fonts browser
 	$(VENV)/bin/pytest -m slow
 
 ## Throughput, measured here and now (no claims): synthetic OCR documents/s/core on one worker.

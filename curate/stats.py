@@ -75,25 +75,9 @@ def write(out: Path, stats: dict) -> None:
 
 
 def _plot_funnel(stats: dict, path: Path) -> None:
-    import matplotlib
+    from curate.inspect.plots import funnel_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    funnel = stats["funnel"]
-    labels = [f["stage"] + (" (skipped)" if f.get("skipped") else "") for f in funnel]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.5 * len(funnel) + 2.5))
-    left.barh(labels[::-1], [f["remaining"] for f in funnel][::-1], color="#4C72B0")
-    left.set_title(f"rows remaining after each stage ({stats['kept_rows']} of {stats['input_rows']} kept)")
-    for y, f in enumerate(funnel[::-1]):
-        left.text(f["remaining"], y, f" {f['remaining']}", va="center", fontsize=8)
-    reasons = list(stats["rejected"].items())[::-1]
-    right.barh([r for r, _ in reasons], [c for _, c in reasons], color="#C44E52")
-    right.set_title("rejected rows by reason")
-    fig.suptitle(f"curate filter: {stats['name']}")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    path.write_bytes(funnel_figure(stats))
 
 
 def summary_table(stats: dict, out: Path) -> str:

@@ -64,3 +64,32 @@ def tiny_clip(demo_input: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     report = train_tiny_clip(demo_input / "clip_train.parquet", path)
     assert report["auc"] > 0.95, report
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_mixture(demo_filter_run, demo_input, tmp_path_factory):
+    """`make mixture` on the test's demo filter run: tasks_demo (t), a smaller ocr_demo (o), stage2_mix (m)."""
+    from helpers import REPO
+
+    from curate import stage2_config
+    from curate.build import run_build
+    from curate.mix.run import run_mix
+    from curate.ocr.run import run_ocr
+
+    root = tmp_path_factory.mktemp("chain")
+    filter_cfg, _ = demo_filter_run
+    corpora = f"[{demo_input / 'corpus_en.txt'}, {demo_input / 'corpus_zh.txt'}]"
+    run_build(
+        stage2_config.load_build(
+            REPO / "pipelines" / "tasks_demo.yaml",
+            [f"sources.curated.run={filter_cfg.out_dir}", f"sources.text.paths={corpora}", f"output.dir={root / 't'}"],
+        )
+    )
+    ocr_overrides = ["count=24", "workers=2", f"output.dir={root / 'o'}"]
+    ocr_overrides += [f"corpus_en=[{demo_input / 'corpus_en.txt'}]", f"corpus_zh=[{demo_input / 'corpus_zh.txt'}]"]
+    run_ocr(stage2_config.load_ocr(REPO / "pipelines" / "ocr_demo.yaml", ocr_overrides))
+    mix_overrides = [f"inputs=[{root / 't'}, {root / 'o'}]", "budget=600", "output.samples_per_shard=20"]
+    run_mix(
+        stage2_config.load_mix(REPO / "pipelines" / "stage2_mix.yaml", [*mix_overrides, f"output.dir={root / 'm'}"])
+    )
+    return root

@@ -22,10 +22,11 @@ from curate.io.ledger import read_ledger  # noqa: E402
 KEPT, REJECTED = "#4C72B0", "#C44E52"
 
 
-def _png(draw: Callable[[Any], None], size: tuple[float, float] = (7, 4)) -> bytes:
-    fig, ax = plt.subplots(figsize=size)
+def _png(draw: Callable[..., None], size: tuple[float, float] = (7, 4), panels: int = 1) -> bytes:
+    """PNG bytes of a figure of `panels` axes side by side, drawn by draw(*axes)."""
+    fig, axes = plt.subplots(1, panels, figsize=size, squeeze=False)
     try:
-        draw(ax)
+        draw(*axes[0])
         fig.tight_layout()
         out = io.BytesIO()
         fig.savefig(out, format="png", dpi=100)
@@ -70,6 +71,16 @@ def filter_figures(run: Path) -> dict[str, bytes]:
     languages = ledger["lang"].fillna("(none)").value_counts().head(15).to_dict()
     out["languages"] = _png(lambda ax: _bars(ax, languages, KEPT, "language (fastText lid.176)"))
     return out
+
+
+def funnel_figure(stats: dict[str, Any]) -> bytes:
+    """funnel.png of a filter run: rows remaining after each stage beside the rejects by reason."""
+
+    def draw(left: Any, right: Any) -> None:
+        _funnel(left, stats)
+        _bars(right, stats["rejected"], REJECTED, "rejected rows by reason")
+
+    return _png(draw, (12, 0.5 * len(stats["funnel"]) + 2.5), panels=2)
 
 
 def _funnel(ax: Any, stats: dict[str, Any]) -> None:

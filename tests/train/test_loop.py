@@ -15,38 +15,12 @@ import pytest
 import torch
 from helpers import REPO
 
-from curate import stage2_config
-from curate.build import run_build
 from curate.errors import ConfigError
-from curate.mix.run import run_mix
-from curate.ocr.run import run_ocr
 from curate.train.config import load_train
 from curate.train.loop import build_model, main
 from curate.train.optim import get_lr, vit_lr_scale
 
 STEPS = 30
-
-
-@pytest.fixture(scope="module")
-def demo_mixture(demo_filter_run, demo_input, tmp_path_factory):
-    """`make mixture` on the test's demo filter run: tasks_demo + a smaller ocr_demo + stage2_mix."""
-    root = tmp_path_factory.mktemp("chain")
-    filter_cfg, _ = demo_filter_run
-    corpora = f"[{demo_input / 'corpus_en.txt'}, {demo_input / 'corpus_zh.txt'}]"
-    run_build(
-        stage2_config.load_build(
-            REPO / "pipelines" / "tasks_demo.yaml",
-            [f"sources.curated.run={filter_cfg.out_dir}", f"sources.text.paths={corpora}", f"output.dir={root / 't'}"],
-        )
-    )
-    ocr_overrides = ["count=24", "workers=2", f"output.dir={root / 'o'}"]
-    ocr_overrides += [f"corpus_en=[{demo_input / 'corpus_en.txt'}]", f"corpus_zh=[{demo_input / 'corpus_zh.txt'}]"]
-    run_ocr(stage2_config.load_ocr(REPO / "pipelines" / "ocr_demo.yaml", ocr_overrides))
-    mix_overrides = [f"inputs=[{root / 't'}, {root / 'o'}]", "budget=600", "output.samples_per_shard=20"]
-    run_mix(
-        stage2_config.load_mix(REPO / "pipelines" / "stage2_mix.yaml", [*mix_overrides, f"output.dir={root / 'm'}"])
-    )
-    return root
 
 
 def demo_overrides(demo_mixture, tiny_clip, out, *extra):
