@@ -61,9 +61,12 @@ def reapply(run: Path, overrides: list[str]) -> Reapplied:
     new = pd.Series([None] * len(ledger), index=ledger.index, dtype=object)
     ingest = ledger["reject_reason"].map(lambda r: isinstance(r, str) and stage_of(r) not in names)
     new[ingest] = ledger.loc[ingest, "reject_reason"]  # download / decode failures do not depend on thresholds
+    was_skipped = {f.name for f in old_cfg.filters if getattr(f, "skip", False)}
     for i, f in enumerate(new_cfg.filters):
+        if getattr(f, "skip", False):  # `skip: true`: the filter passes every row (and has no scores to read)
+            continue
         alive = new.isna()
-        unscored = alive & (reached < i)
+        unscored = alive & ((reached < i) | (f.name in was_skipped))  # never scored by this filter as run
         new[unscored] = f"unscored:{f.name}"
         scored = alive & ~unscored
         if scored.any():

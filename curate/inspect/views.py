@@ -8,6 +8,7 @@ sequence), or single .tar / .parquet files of any of these.
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ class View:
         if self.image is None and self.image_source:
             try:
                 self.image = read_image_bytes(*self.image_source, tars or TarReader())
-            except OSError:
+            except (OSError, tarfile.TarError):
                 self.image_source = None  # not kept (or moved): the tile shows the metadata only
         return self
 

@@ -64,7 +64,7 @@ class Shapes(Source):
     def _place(self, rng: np.random.Generator, taken: list[list[int]]) -> tuple[int, int, int, int] | None:
         """A square box that overlaps none of `taken` (20 tries)."""
         for _ in range(20):
-            side = int(rng.uniform(self.min_side, self.max_side) * self.size)
+            side = max(2, int(rng.uniform(self.min_side, self.max_side) * self.size))  # a shape needs 2 px
             x1, y1 = (int(v) for v in rng.integers(0, self.size - side + 1, 2))
             box = (x1, y1, x1 + side, y1 + side)
             if all(box[2] <= t[0] or t[2] <= box[0] or box[3] <= t[1] or t[3] <= box[1] for t in taken):

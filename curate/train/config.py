@@ -46,6 +46,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.seq_len < 8 or self.workers < 0 or self.holdout_shards < 0:
             raise ConfigError("data: batch_size >= 1, seq_len >= 8, workers >= 0, holdout_shards >= 0")
+        if self.shuffle_buffer < 0:
+            raise ConfigError("data.shuffle_buffer must be >= 0 (0 or 1: no buffer shuffle)")
         if self.image_size is not None and self.image_size < 8:
             raise ConfigError("data.image_size must be >= 8 pixels or null")
 
@@ -83,6 +85,10 @@ class OutputConfig:
     dir: str | None = None  # default out/<name>
     checkpoint_every: int = 100  # steps; a checkpoint is also written at the end
     keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise ConfigError("output: checkpoint_every >= 1 and keep_checkpoints >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)

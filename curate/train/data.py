@@ -50,7 +50,8 @@ def find_shards(patterns: tuple[str, ...] | list[str]) -> list[str]:
 def split_holdout(train: list[str], evaluation: list[str], holdout: int) -> tuple[list[str], list[str]]:
     """(train, eval) shards: the eval list when given, else the last `holdout` train shards, held out."""
     if evaluation:
-        return [s for s in train if s not in set(evaluation)], evaluation
+        held = {Path(s).resolve() for s in evaluation}
+        return [s for s in train if Path(s).resolve() not in held], evaluation
     if holdout and len(train) <= holdout:
         raise ConfigError(f"{len(train)} training shard(s) cannot spare {holdout} for evaluation: set data.eval")
     return (train[:-holdout], train[-holdout:]) if holdout else (train, [])
@@ -211,15 +212,22 @@ class ShardStream(RoleStream):
 
     def epoch_items(self, epoch: int, role: int, roles: int) -> Iterator[dict[str, Any]]:
         order = [self.shards[i] for i in np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))]
-        deal_shards = len(order) >= roles
-        items = read_shards(order[role::roles] if deal_shards else order)
-        if not deal_shards:
-            items = (item for i, item in enumerate(items) if i % roles == role)
-        yield from shuffled(items, self.shuffle_buffer, random.Random(f"{self.seed}-{epoch}-{role}"))
+        rng = random.Random(f"{self.seed}-{epoch}-{role}")
+        seen = 0
+        if len(order) >= roles:
+            for item in shuffled(read_shards(order[role::roles]), self.shuffle_buffer, rng):
+                seen += 1
+                yield item
+        if not seen:  # fewer shards than roles, or this role's shards held nothing readable: deal items instead
+            items = (item for i, item in enumerate(read_shards(order)) if i % roles == role)
+            yield from shuffled(items, self.shuffle_buffer, rng)
 
 
 def shuffled(items: Iterator[dict[str, Any]], size: int, rng: random.Random) -> Iterator[dict[str, Any]]:
     """Buffer shuffle: each item swaps with a random one of the last `size` (webdataset's scheme, seeded)."""
+    if size <= 1:  # no buffer: the shard order is the only shuffle
+        yield from items
+        return
     buffer: list[dict[str, Any]] = []
     for item in items:
         if len(buffer) < size:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,23 +25,35 @@ class Dist:
         return self.rank == 0
 
 
-def setup_distributed() -> Dist:
-    """torchrun's environment -> a process group (NCCL on GPUs, gloo on CPUs); a plain run is one process."""
+def setup_distributed(device: str) -> tuple[Dist, str]:
+    """torchrun's environment -> (process group, this process's device). The device is resolved first and picks
+    the backend: NCCL for CUDA tensors, gloo for CPU ones. A plain run is one process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    resolved = resolve_device(device, local_rank)
     if world > 1 and not torch_dist.is_initialized():
-        torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # a long evaluation on rank 0 keeps the others waiting at a barrier: allow an hour, not the default 10 min
+        backend = "nccl" if resolved.startswith("cuda") else "gloo"
+        torch_dist.init_process_group(backend, timeout=datetime.timedelta(hours=1))
     if world == 1:
-        return Dist()
-    return Dist(torch_dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+        return Dist(), resolved
+    return Dist(torch_dist.get_rank(), world, local_rank), resolved
 
 
-def resolve_device(name: str, dist: Dist) -> str:
-    if name == "cuda" and not torch.cuda.is_available():
+def resolve_device(name: str, local_rank: int = 0) -> str:
+    """cpu, or cuda:<local rank>; `auto` takes CUDA when there is a GPU for this process."""
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if name == "cuda" and not available:
         raise ConfigError("device: cuda was asked for but no CUDA device is available; use auto or cpu")
-    if name == "cpu" or not torch.cuda.is_available():
+    if name == "cpu" or not available:
         return "cpu"
-    torch.cuda.set_device(dist.local_rank)
-    return f"cuda:{dist.local_rank}"
+    if local_rank >= available:
+        raise ConfigError(
+            f"process {local_rank} has no GPU ({available} visible): start at most {available} processes per node "
+            "(torchrun --nproc_per_node) or set device: cpu"
+        )
+    torch.cuda.set_device(local_rank)
+    return f"cuda:{local_rank}"
 
 
 def autocast_for(precision: str, device: str) -> Callable[[], Any]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from curate.tasks import qwen
 from curate.train.data import image_tensor
-from curate.train.model import VLM, attention_mask
+from curate.train.model import VLM, attention_mask, next_token_targets
 from curate.train.tokenizer import IGNORE, Encoded, Tokenizer
 
 BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
@@ -55,7 +55,7 @@ def task_losses(model: VLM, batches: Iterable[dict[str, Any]], device: str, auto
             logits, _ = model(
                 t["input_ids"], t["segments"], t["positions"], images=t["images"], image_slots=t["image_slots"]
             )
-        labels = t["labels"][:, 1:]
+        labels = next_token_targets(t["labels"], t["segments"])
         losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
         valid = labels != IGNORE
         for row, task in enumerate(batch["tasks"]):

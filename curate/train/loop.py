@@ -37,7 +37,7 @@ from curate.train.data import (
     sft_items,
     split_holdout,
 )
-from curate.train.device import Dist, autocast_for, resolve_device, setup_distributed
+from curate.train.device import Dist, autocast_for, setup_distributed
 from curate.train.evaluate import generation_report, task_losses
 from curate.train.model import VLM, VLMConfig
 from curate.train.optim import get_lr, make_optimizer
@@ -69,8 +69,9 @@ def make_data(cfg: TrainConfig, tok: Tokenizer, dist: Dist) -> tuple[RoleStream,
         items, skipped = sft_items(cfg.data.sft or "", cfg.data.image_sources)
         if skipped:
             log.warning("sft: %s conversations left out (image not in data.image_sources)", dict(skipped))
-        held = [x for i, x in enumerate(items) if cfg.data.holdout_shards and i % SFT_HOLDOUT == SFT_HOLDOUT - 1]
-        train = [x for x in items if x not in held]
+        is_held = [bool(cfg.data.holdout_shards) and i % SFT_HOLDOUT == SFT_HOLDOUT - 1 for i in range(len(items))]
+        held = [x for x, h in zip(items, is_held, strict=True) if h]
+        train = [x for x, h in zip(items, is_held, strict=True) if not h]
         return SftStream(train, collate, **common), lambda: iter(held)
     shards = find_shards(cfg.data.train)
     if not shards:
@@ -152,8 +153,7 @@ class Session:
 
 def start_session(cfg: TrainConfig, overwrite: bool) -> Session:
     """Model, optimizer and data stream, restored from the newest checkpoint of the run when there is one."""
-    dist = setup_distributed()
-    device = resolve_device(cfg.device, dist)
+    dist, device = setup_distributed(cfg.device)
     torch.manual_seed(cfg.seed)
     model, tok = build_model(cfg)
     model.to(device)
@@ -196,8 +196,11 @@ def main(cfg: TrainConfig, *, overwrite: bool = False, stop_after: int | None = 
         done = step + 1
         if dist.main and (done % cfg.output.checkpoint_every == 0 or done == last):
             save_checkpoint(cfg, s.model, s.optimizer, done, dist)
-        if dist.main and cfg.eval.every and done % cfg.eval.every == 0 and done < cfg.steps:
-            write_report(cfg, evaluate(s.model, s.tok, cfg, s.held, s.run), done, final=False)
+        if cfg.eval.every and done % cfg.eval.every == 0 and done < cfg.steps:
+            if dist.main:
+                write_report(cfg, evaluate(s.model, s.tok, cfg, s.held, s.run), done, final=False)
+            if dist.world > 1:
+                torch_dist.barrier()  # the other processes wait for rank 0's evaluation
     return finish(cfg, s, metrics, last)
 
 

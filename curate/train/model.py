@@ -229,6 +229,14 @@ class HfDecoder(nn.Module):
         return out.logits  # (B, T, vocab)
 
 
+def next_token_targets(labels: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) targets of positions 0..T-2: the next label, or -100 where the next token starts another packed
+    sample (attention is blocked there, so that token is not predictable from this sample)."""
+    targets = labels[:, 1:].clone()
+    targets[segments[:, 1:] != segments[:, :-1]] = -100
+    return targets
+
+
 def attention_mask(segments: torch.Tensor) -> torch.Tensor:
     """(B, T, T) causal mask that also blocks attention across packed samples (segment ids per token; -1 = pad)."""
     t = segments.shape[1]
@@ -279,7 +287,7 @@ class VLM(nn.Module):
         logits = self.decoder(self.embed(input_ids, images, image_slots), attention_mask(segments), positions)
         loss = None
         if labels is not None:
-            targets = labels[:, 1:].reshape(-1)
+            targets = next_token_targets(labels, segments).reshape(-1)
             total = F.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets, ignore_index=-100, reduction="sum"
             )

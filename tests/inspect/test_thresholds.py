@@ -52,3 +52,9 @@ def test_looser_upstream_thresholds_leave_later_verdicts_unknown_not_guessed(dem
     counts = result.counts()["new thresholds"]
     assert "min_side" not in counts.index or counts["min_side"] == 0
     assert counts["unscored:max_aspect_ratio"] == stats["rejected"]["min_side"]
+
+
+def test_a_skipped_filter_passes_every_row(demo_filter_run, no_models):
+    cfg, stats = demo_filter_run
+    result = reapply(cfg.out_dir, ["filters.clip_score.skip=true"])
+    assert result.new_keep_rate == pytest.approx((stats["kept_rows"] + stats["rejected"]["clip_score"]) / 600)

@@ -37,6 +37,9 @@ def test_holdout_takes_the_last_shards_and_refuses_to_take_all():
     assert split_holdout(["a", "b", "c"], ["x"], 1) == (["a", "b", "c"], ["x"])
     with pytest.raises(ValueError, match="cannot spare"):
         split_holdout(["a"], [], 1)
+    assert split_holdout(["out/a.tar", "out/b.tar"], ["./out/b.tar"], 1)[0] == [
+        "out/a.tar"
+    ]  # same file, other spelling
 
 
 def test_packed_batch_restarts_positions_and_puts_images_on_their_slots():
@@ -92,6 +95,13 @@ def test_stream_resumes_mid_way_with_the_identical_batch_sequence(shapes_build, 
     assert len(set(flat[:60])) > 50  # the first epoch covers the shards (shuffled, without repeats)
     resumed = [b["keys"] for b in itertools.islice(make_loader(_stream(shards, start=13), workers, False), 27)]
     assert resumed == keys[13:]  # crosses into the second epoch too (60 samples = 30 batches)
+
+
+def test_no_shuffle_buffer_keeps_the_shard_order(shapes_build):
+    shards = find_shards([str(shapes_build / "ref_grounding" / "shards")])
+    stream = ShardStream(shards, Collator(TOK, N_Q, 2048, 16), shuffle_buffer=0, batch_size=10, seed=0)
+    first = next(iter(stream))["keys"]
+    assert first == sorted(first) and len(first) == 10  # one shard's samples, in order
 
 
 def test_different_seeds_shuffle_differently(shapes_build):

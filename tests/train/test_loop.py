@@ -152,7 +152,7 @@ def test_ddp_over_two_processes_with_grad_accumulation_trains_and_checkpoints(sh
     out = tmp_path / "ddp"
     sets = [f"data.train=[{shapes_mix / 'shards'}]", "steps=3", "grad_accum=2", "data.image_size=32"]
     sets.append("data.batch_size=2")
-    sets += ["model.vision.pretrained=null", "eval.generate=1", "eval.batches=1", f"output.dir={out}"]
+    sets += ["model.vision.pretrained=null", "eval.generate=1", "eval.batches=1", f"output.dir={out}", "device=cpu"]
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "curate", "train"]
     cmd += [str(REPO / "pipelines" / "train_demo.yaml"), *("--set=" + s for s in sets)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

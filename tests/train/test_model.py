@@ -127,6 +127,23 @@ def test_packed_samples_do_not_attend_to_each_other(model):
     assert torch.allclose(together[0, len(a) :], alone[0], atol=1e-5)
 
 
+def test_packed_loss_is_the_solo_losses_and_never_predicts_across_a_boundary(model):
+    """The last token of a packed sample is not trained to predict the next sample's first token (attention is
+    blocked there): the packed loss is exactly the token-weighted mean of the samples' solo losses."""
+    a = TOK.encode(" first sample<|endoftext|>", N_Q).input_ids
+    b = TOK.encode(" second one<|endoftext|>", N_Q).input_ids
+    segments = torch.tensor([[0] * len(a) + [1] * len(b)])
+    positions = torch.tensor([list(range(len(a))) + list(range(len(b)))])
+    with torch.no_grad():
+        _, packed = model(torch.tensor([a + b]), segments, positions, labels=torch.tensor([a + b]))
+        solo = []
+        for ids in (a, b):
+            t = torch.tensor([ids])
+            _, loss = model(t, torch.zeros_like(t), torch.arange(len(ids))[None], labels=t)
+            solo.append(loss * (len(ids) - 1))
+    assert torch.allclose(packed, sum(solo) / (len(a) - 1 + len(b) - 1), atol=1e-5)
+
+
 def test_a_few_steps_lower_the_loss():
     torch.manual_seed(0)
     cfg = VLMConfig(
