@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from webdataset import tariterators
 
 from curate.errors import ConfigError
+from curate.io import task_records
 from curate.io.images import TarReader, read_image_bytes
 
 SCORE_FORMATS = {
@@ -102,15 +103,11 @@ def _views(path: Path) -> Iterator[View]:
 
 
 def _parquet_views(path: Path) -> Iterator[View]:
-    names = pq.read_schema(path).names
-    if "reject_reason" in names:
+    if "reject_reason" in pq.read_schema(path).names:
         yield from _ledger_views([path])
         return
     for row in pq.read_table(path).to_pylist():
-        if "prefixes" in row:
-            yield from _sequence_views(row, row["image_bytes"])
-        else:
-            yield View(row["key"], "task", row["task"], row["prefix"] + row["target"], row.get("image"))
+        yield from _task_views(row, task_records.parquet_image(row))
 
 
 def _tar_views(path: Path) -> Iterator[View]:
@@ -118,19 +115,20 @@ def _tar_views(path: Path) -> Iterator[View]:
         if "json" not in raw:
             continue
         meta = json.loads(raw["json"])
-        if "prefixes" in meta:
-            yield from _sequence_views(meta, [raw.get(f"{i}.jpg") for i in range(len(meta["prefixes"]))])
-        elif "prefix" in meta:
-            yield View(meta["key"], "task", meta["task"], meta["prefix"] + meta["target"], raw.get("jpg"))
+        if task_records.is_task_record(meta):
+            yield from _task_views(meta, task_records.tar_image(raw))
         else:  # a kept sample of a filter run
             caption = meta.get("caption") or ""
             yield View(meta["key"], "ledger", "pairs", caption, raw.get("jpg"), "kept", _scores(meta))
 
 
-def _sequence_views(row: dict[str, Any], images: list[bytes | None]) -> Iterator[View]:
-    for i, (prefix, target) in enumerate(zip(row["prefixes"], row["targets"], strict=True)):
-        details = [f"sequence {row['key']} sample {i + 1}/{len(row['prefixes'])}", row["sample_keys"][i]]
-        yield View(row["sample_keys"][i], "sequence", row["task"], prefix + target, images[i], details=details)
+def _task_views(record: dict[str, Any], image: task_records.ImageOf) -> Iterator[View]:
+    found = task_records.samples(record, image)
+    for i, s in enumerate(found):
+        packed = s["sequence"] is not None
+        details = [f"sequence {s['sequence']} sample {i + 1}/{len(found)}", s["key"]] if packed else []
+        kind = "sequence" if packed else "task"
+        yield View(s["key"], kind, s["task"], s["prefix"] + s["target"], s["image"], details=details)
 
 
 def _ledger_views(parts: list[Path]) -> Iterator[View]:

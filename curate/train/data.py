@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset import tariterators
 
 from curate.errors import ConfigError
+from curate.io import task_records
 from curate.io.images import decode_rgb
 from curate.train.tokenizer import IGNORE, Encoded, Tokenizer
 
@@ -59,19 +60,17 @@ def split_holdout(train: list[str], evaluation: list[str], holdout: int) -> tupl
 
 def shard_item(raw: dict[str, Any]) -> dict[str, Any] | None:
     """A WebDataset sample of `curate mix` (a packed sequence) or `curate build` (one task sample) as an item:
-    {key, task, samples: [{prefix, target, image_bytes: [...]}]}; None when it holds no JSON."""
+    {key, task, samples: [{prefix, target, image_bytes: [...]}]}; None when it holds no task record."""
     if "json" not in raw:
         return None
     meta = json.loads(raw["json"])
-    if "prefixes" in meta:  # a packed sequence: <key>.<i>.jpg holds sample i's first image
-        samples = [
-            {"prefix": p, "target": t, "image_bytes": [raw[f"{i}.jpg"]] if f"{i}.jpg" in raw else []}
-            for i, (p, t) in enumerate(zip(meta["prefixes"], meta["targets"], strict=True))
-        ]
-    else:
-        images = [raw["jpg"]] if "jpg" in raw else []
-        samples = [{"prefix": meta["prefix"], "target": meta["target"], "image_bytes": images}]
-    return {"key": raw["__key__"], "task": meta["task"], "samples": samples}
+    if not task_records.is_task_record(meta):
+        return None
+    items = [
+        {"prefix": s["prefix"], "target": s["target"], "image_bytes": [s["image"]] if s["image"] else []}
+        for s in task_records.samples(meta, task_records.tar_image(raw))
+    ]
+    return {"key": raw["__key__"], "task": meta["task"], "samples": items}
 
 
 def read_shards(shards: list[str]) -> Iterator[dict[str, Any]]:

@@ -11,19 +11,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from curate.inspect.regions import regions
 from curate.tasks import qwen
 from curate.train.data import image_tensor
 from curate.train.model import VLM, attention_mask, next_token_targets
 from curate.train.tokenizer import IGNORE, Encoded, Tokenizer
 
-BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
 OCR_LINE = re.compile(r"<ref>(.*?)</ref><quad>", re.S)
 N_EXAMPLES = 3  # generated examples kept in the report per task
 
 
 def boxes(text: str) -> list[tuple[int, int, int, int]]:
     """Every `<box>(x1,y1),(x2,y2)</box>` in a text, as integer tuples in Qwen-VL's 0..999 space (§3.3)."""
-    return [tuple(int(v) for v in m.groups()) for m in BOX.finditer(text)]  # type: ignore[misc]
+    return [(*r.points[0], *r.points[1]) for r in regions(text) if r.kind == "box"]
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
