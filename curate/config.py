@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import re
 import types
@@ -22,10 +23,12 @@ import yaml
 from curate.errors import ConfigError
 from curate.filters import FILTERS
 from curate.filters.base import Filter
+from curate.io.url_policy import UrlPolicy
 
 URL_LIST_FORMATS = ("parquet", "csv", "jsonl")
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 DISTRIBUTORS = ("multiprocessing", "ray")
+SERVE_HOST = "127.0.0.1"  # where input.url_list.serve_dir is served (curate/io/http_server.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,15 +94,26 @@ class DownloadConfig:
     timeout: int = 10
     retries: int = 0
     distributor: str = "multiprocessing"
+    # URL lists are untrusted (curate/io/url_policy.py): loopback, link-local and private addresses are refused
+    # unless listed here as CIDRs ("127.0.0.1/32"); file:// URLs only with allow_file_urls.
+    allow_networks: tuple[str, ...] = ()
+    allow_file_urls: bool = False
+    deadline: int = 60  # seconds for one image, redirects included: `timeout` bounds each socket read only
+    max_image_bytes: int = 64 * 1024 * 1024  # a response past this is download:too_large, not read into memory
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"download.resize_mode {self.resize_mode!r}; valid: {', '.join(RESIZE_MODES)}")
         if self.distributor not in DISTRIBUTORS:
             raise ConfigError(f"download.distributor {self.distributor!r}; valid: {', '.join(DISTRIBUTORS)}")
-        for name in ("image_size", "processes", "threads", "timeout"):
+        for name in ("image_size", "processes", "threads", "timeout", "deadline", "max_image_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"download.{name} must be >= 1")
+        for network in self.allow_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as err:
+                raise ConfigError(f"download.allow_networks: {network!r} is not a CIDR like 127.0.0.1/32") from err
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +150,12 @@ class FilterRunConfig:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\ "):
             raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
+        serve = self.input.url_list.serve_dir if self.input.url_list else None
+        if serve and UrlPolicy(allow_networks=self.download.allow_networks).address_refusal(SERVE_HOST):
+            raise ConfigError(
+                f"input.url_list.serve_dir is served on {SERVE_HOST}, which the URL policy refuses: add "
+                f"download.allow_networks: [{SERVE_HOST}/32] to allow the run's own server explicitly"
+            )
         names = [f.name for f in self.filters]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

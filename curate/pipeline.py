@@ -41,6 +41,12 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
     active, skipped = _active_filters(cfg.filters)
     for f in active:
         f.preflight()  # missing weights etc. fail here, before Ray, downloads or the output dir
+    with run_state.exclusive(out):
+        return _run_locked(cfg, overwrite, active, skipped, started)
+
+
+def _run_locked(cfg: FilterRunConfig, overwrite: bool, active: list[Filter], skipped: dict, started: float) -> dict:
+    out = cfg.out_dir
     resumed = run_state.prepare(cfg, overwrite)
     write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
     rows = _load_input(cfg, out)
@@ -119,7 +125,9 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
     env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
     address = address or os.environ.get("RAY_ADDRESS")
     ray.init(
-        address=address,
+        # "local": always a fresh instance. A bare ray.init() would silently join any cluster already running on
+        # this machine (measured: a test's 2-node cluster), so only an explicit address joins one.
+        address=address or "local",
         num_cpus=None if address else num_cpus,
         include_dashboard=False,
         runtime_env={"env_vars": env} if env else None,

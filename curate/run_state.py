@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from curate import __version__
@@ -18,6 +22,31 @@ from curate.io.inputs import input_fingerprint
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 SUCCESS_FILE = "_SUCCESS"
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run in `out` for the block: a second process on the same dir fails fast.
+
+    The lock file sits beside the dir (`.<name>.lock`), since --overwrite deletes the dir itself. The kernel
+    drops the lock when the holder dies, kill -9 included; img2dataset's workers do not inherit it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"{out} is in use by another curate process (pid {holder}); wait for it or stop it"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def prepare(cfg: FilterRunConfig, overwrite: bool) -> bool:

@@ -48,8 +48,12 @@ INGEST_REASONS = (
     "download:disallowed",  # X-Robots-Tag noai and friends
     "download:error",  # anything else img2dataset reports
     "download:missing",  # row absent from img2dataset's output (its shard failed)
+    "download:refused",  # the URL policy refused it: file://, loopback, link-local, private (issue 8)
+    "download:too_large",  # response larger than download.max_image_bytes
+    "download:redirect_loop",  # redirects that cycle or go past 10 hops
     "image:not_found",  # local image file missing
     "image:decode_error",  # bytes are not a decodable image
+    "image:too_large",  # more pixels than curate.io.images.MAX_IMAGE_PIXELS (a decompression bomb)
 )
 
 # Members of a shard sample's JSON (the <key>.json beside <key>.jpg).

@@ -105,7 +105,7 @@ def test_every_edge_case_image_is_kept_or_gets_a_reason_downloaded(shared_data, 
             "input": {
                 "url_list": {"path": str(tmp_path / "urls.parquet"), "serve_dir": str(shared_data / "images_edge")}
             },
-            "download": {"processes": 1, "threads": 4, "timeout": 5},
+            "download": {"processes": 1, "threads": 4, "timeout": 5, "allow_networks": ["127.0.0.1/32"]},
             "filters": _filters(tiny_clip),
             "output": {"dir": str(tmp_path / "out")},
         }

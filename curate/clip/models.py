@@ -45,7 +45,7 @@ def check_weights(model: str, pretrained: str | None) -> None:
         raise ConfigError(f"clip_score.model {model!r} is not an open_clip model; e.g. ViT-B-32, {TINY_MODEL}")
     if not pretrained:
         raise ConfigError(f"clip_score.pretrained is empty: a CLIP score needs trained weights. {HINT}")
-    if _looks_like_path(pretrained):
+    if looks_like_path(pretrained):
         if not Path(pretrained).is_file():
             raise ConfigError(f"CLIP checkpoint {pretrained} not found. {HINT}")
         return
@@ -82,10 +82,10 @@ def local_weight_files(model: str, pretrained: str | None) -> list[str]:
     if model.startswith("local-dir:"):
         folder = Path(model.removeprefix("local-dir:"))
         return sorted(str(p) for p in folder.glob("*") if p.is_file())
-    if pretrained and _looks_like_path(pretrained):
+    if pretrained and looks_like_path(pretrained):
         return [pretrained]
     return []
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))

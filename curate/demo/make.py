@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 from PIL import Image, ImageEnhance
 
@@ -239,3 +241,25 @@ def _make_clip_train(photos: list[Photo], rng: np.random.Generator, out: Path, p
             }
         ),
     )
+
+
+def repeat_rows(demo: str | Path, rows: int, out: str | Path) -> Path:
+    """A `rows`-row URL list cycling the demo's rows (scale tests and benchmarks): copy k of a URL gets the query
+    `?copy=k`, so every row is its own download of the same served file, and the demo's mix of reasons repeats."""
+    table = pq.read_table(Path(demo) / "urls.parquet")
+    index = pa.array(np.arange(rows) % table.num_rows)
+    copy = (np.arange(rows) // table.num_rows).astype(str)
+    urls = table.column("url").take(index).combine_chunks()
+    suffixed = pc.binary_join_element_wise(urls, pa.array(np.char.add("?copy=", copy)), "")
+    out = Path(out)
+    write_parquet_atomic(
+        out,
+        pa.table(
+            {
+                "url": pc.if_else(pc.equal(copy, "0"), urls, suffixed),
+                "caption": table.column("caption").take(index),
+                "demo_kind": table.column("demo_kind").take(index),
+            }
+        ),
+    )
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,9 +41,11 @@ class ClipScore(Filter):
             raise ConfigError("clip_score.batch_size and clip_score.concurrency must be >= 1")
 
     def preflight(self) -> None:
-        from curate.clip.models import check_weights
+        from curate.clip.models import check_weights, looks_like_path
 
         check_weights(self.model, self.pretrained)
+        if self.pretrained and looks_like_path(self.pretrained):  # Ray workers on other nodes have another cwd
+            self.pretrained = str(Path(self.pretrained).resolve())
 
     def artifacts(self) -> list[str]:
         from curate.clip.models import local_weight_files

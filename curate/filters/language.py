@@ -46,6 +46,8 @@ class Language(Filter):
             raise ConfigError("language.min_score must be within [0, 1]")
         if self.model_path is not None and not Path(self.model_path).is_file():
             raise ConfigError(f"language.model_path {self.model_path} does not exist")
+        if self.model_path is not None:  # absolute: Ray workers on other nodes have another cwd
+            self.model_path = str(Path(self.model_path).resolve())
 
     def artifacts(self) -> list[str]:
         return [self.model_path] if self.model_path else []

@@ -3,6 +3,8 @@ status / error_message to our reject reasons. One img2dataset shard = one chunk 
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import math
 import os
@@ -11,15 +13,24 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.config import DownloadConfig
 from curate.io.atomic import write_parquet_atomic
+from curate.io.download_attempt import attempt_dir
+from curate.io.images import MAX_IMAGE_PIXELS
+from curate.io.url_policy import REFUSED_MARK, UrlPolicy, refusal_message
 
 log = logging.getLogger(__name__)
+URL_FILE = "_urls.parquet"  # what img2dataset was given, plus why refused rows were not
 
 # (substring of img2dataset's error_message, reason); first match wins. Messages come from urllib/http.client.
 DOWNLOAD_ERRORS = (
+    (REFUSED_MARK, "download:refused"),  # curate/io/url_policy.py, before the download or at connect time
+    ("curate:deadline", "download:timeout"),  # curate/io/guarded_fetch.py: total time per image
+    ("curate:too_large", "download:too_large"),
+    ("infinite loop", "download:redirect_loop"),  # urllib: a redirect cycle or more than 10 hops
     ("HTTP Error 404", "download:not_found"),
     ("HTTP Error 410", "download:not_found"),
     ("HTTP Error", "download:http_error"),
@@ -42,7 +53,7 @@ def download_reason(status: str | None, error_message: str | None) -> str | None
     if status == "success":
         return None
     if status == "failed_to_resize":  # img2dataset decodes while resizing: failure = bytes are no image
-        return "image:decode_error"
+        return "image:too_large" if "MAX_IMAGE_PIXELS" in (error_message or "") else "image:decode_error"
     if status == "failed_to_download":
         message = error_message or ""
         for needle, reason in DOWNLOAD_ERRORS:
@@ -64,49 +75,89 @@ def missing_chunks(raw_dir: Path, chunks: list[int], num_chunks: int) -> list[in
     return [c for c in chunks if not (raw_dir / f"{shard_name(c, num_chunks)}_stats.json").exists()]
 
 
+def policy_of(cfg: DownloadConfig) -> UrlPolicy:
+    return UrlPolicy(allow_networks=cfg.allow_networks, allow_file_urls=cfg.allow_file_urls)
+
+
 def download(rows: pa.Table, raw_dir: Path, cfg: DownloadConfig, rows_per_chunk: int, base_url: str | None) -> None:
-    """Run img2dataset over all input rows; shards already finished are skipped (incremental mode)."""
+    """Run img2dataset over all input rows; shards already finished are skipped (incremental mode).
+
+    Refused URLs (curate/io/url_policy.py) are never handed to img2dataset; `_urls.parquet` keeps why."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    # OpenCV decodes in img2dataset without PIL's bomb check: cap the pixels it allocates (read from the
+    # environment by every worker it spawns); past the cap imdecode raises and the row is image:too_large.
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(MAX_IMAGE_PIXELS)
     from img2dataset import download as img2dataset_download
+
+    img2dataset_main = importlib.import_module("img2dataset.main")  # the module; the package exports a function
+
+    from curate.io.guarded_fetch import FetchLimits, GuardedDownloader
 
     raw_dir.mkdir(parents=True, exist_ok=True)
     urls = rows.column("url").to_pylist()
     if base_url:  # relative entries of a served folder resolve against the loopback server
         urls = [urljoin(base_url, u) if u and "://" not in u else u for u in urls]
-    url_file = raw_dir / "_urls.parquet"
+    policy = policy_of(cfg)
+    refused = [policy.url_refusal(u) for u in urls]
     write_parquet_atomic(
-        url_file, pa.table({"url": pa.array([u or "" for u in urls], pa.string()), "row_id": rows.column("row_id")})
+        raw_dir / URL_FILE,
+        pa.table(
+            {
+                "url": pa.array(["" if r else (u or "") for u, r in zip(urls, refused, strict=True)], pa.string()),
+                "row_id": rows.column("row_id"),
+                "refused": pa.array(refused, pa.string()),
+            }
+        ),
     )
     num_chunks = math.ceil(rows.num_rows / rows_per_chunk)
+    limits = FetchLimits(policy=policy, deadline=float(cfg.deadline), max_bytes=cfg.max_image_bytes)
     previous_sigint = signal.getsignal(signal.SIGINT)
+    original_downloader = img2dataset_main.Downloader
+    # img2dataset builds its Downloader itself; ours is the same class plus the fetch guards.
+    img2dataset_main.Downloader = functools.partial(GuardedDownloader, limits=limits)
     try:
-        img2dataset_download(
-            url_list=str(url_file),
-            input_format="parquet",
-            url_col="url",
-            save_additional_columns=["row_id"],
-            output_folder=str(raw_dir),
-            output_format="webdataset",
-            number_sample_per_shard=rows_per_chunk,
-            oom_shard_count=_oom_shard_count(num_chunks),
-            image_size=cfg.image_size,
-            resize_mode=cfg.resize_mode,
-            resize_only_if_bigger=cfg.resize_only_if_bigger,
-            encode_quality=cfg.encode_quality,
-            encode_format="jpg",
-            processes_count=cfg.processes,
-            thread_count=cfg.threads,
-            timeout=cfg.timeout,
-            retries=cfg.retries,
-            distributor=cfg.distributor,
-            incremental_mode="incremental",
-            extract_exif=False,
-            compute_hash=None,
-            enable_wandb=False,
-        )
+        with attempt_dir(raw_dir) as attempt:
+            _run_img2dataset(
+                img2dataset_download,
+                raw_dir / URL_FILE,
+                attempt,
+                cfg,
+                rows_per_chunk=rows_per_chunk,
+                num_chunks=num_chunks,
+            )
     finally:
+        img2dataset_main.Downloader = original_downloader
         # img2dataset installs a SIGINT handler that exits with status 0; restore ours so Ctrl-C still fails.
         signal.signal(signal.SIGINT, previous_sigint)
+
+
+def _run_img2dataset(
+    img2dataset_download, url_file: Path, out: Path, cfg: DownloadConfig, *, rows_per_chunk: int, num_chunks: int
+) -> None:
+    img2dataset_download(
+        url_list=str(url_file),
+        input_format="parquet",
+        url_col="url",
+        save_additional_columns=["row_id"],
+        output_folder=str(out),
+        output_format="webdataset",
+        number_sample_per_shard=rows_per_chunk,
+        oom_shard_count=_oom_shard_count(num_chunks),
+        image_size=cfg.image_size,
+        resize_mode=cfg.resize_mode,
+        resize_only_if_bigger=cfg.resize_only_if_bigger,
+        encode_quality=cfg.encode_quality,
+        encode_format="jpg",
+        processes_count=cfg.processes,
+        thread_count=cfg.threads,
+        timeout=cfg.timeout,
+        retries=cfg.retries,
+        distributor=cfg.distributor,
+        incremental_mode="incremental",
+        extract_exif=False,
+        compute_hash=None,
+        enable_wandb=False,
+    )
 
 
 def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) -> pa.Table:
@@ -120,6 +171,7 @@ def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) 
             ["row_id", "key", "status", "error_message", "width", "height", "original_width", "original_height"]
         ).to_pylist():
             by_row[rec["row_id"]] = rec
+    refused = _refusals(raw_dir / URL_FILE, rows.column("row_id"))
     tar_path = str((raw_dir / f"{name}.tar").resolve())
     columns: dict[str, list] = {
         k: []
@@ -127,6 +179,9 @@ def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) 
     }
     for row_id in rows.column("row_id").to_pylist():
         rec = by_row.get(row_id)
+        if row_id in refused:
+            _append(columns, None, refusal_message(refused[row_id]), None, None, None, None, "download:refused")
+            continue
         if rec is None:
             _append(
                 columns,
@@ -165,6 +220,15 @@ def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) 
     for column in extra.column_names:
         rows = rows.append_column(column, extra.column(column))
     return rows
+
+
+def _refusals(url_file: Path, row_ids: pa.ChunkedArray) -> dict[int, str]:
+    """row_id -> why the URL policy refused it, for the given rows."""
+    if not url_file.exists():
+        return {}
+    table = pq.read_table(url_file, columns=["row_id", "refused"], filters=pc.is_valid(pc.field("refused")))
+    table = table.filter(pc.is_in(table.column("row_id"), row_ids.combine_chunks()))
+    return dict(zip(table.column("row_id").to_pylist(), table.column("refused").to_pylist(), strict=True))
 
 
 def _append(columns: dict[str, list], *values: object) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-# A decompression bomb is bad data, not a crash: PIL raises DecompressionBombError above 2x this limit.
-Image.MAX_IMAGE_PIXELS = 64_000_000
+# A decompression bomb is bad data, not a crash: PIL raises DecompressionBombError above 2x this limit, OpenCV
+# (img2dataset's decoder, curate/io/download.py) above it.
+MAX_IMAGE_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
