@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from curate.errors import ConfigError
+from curate.errors import ConfigError, FilterBugError
 from curate.log import setup_logging
 
 log = logging.getLogger("curate")
@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"curate: error: {err}", file=sys.stderr)
         return 2
+    except FilterBugError as err:  # a bug, not bad data: exit 1 with the filter and the sample key
+        print(f"curate: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

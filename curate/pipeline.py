@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from curate import run_state, stats
 from curate.config import FilterRunConfig, to_yaml
-from curate.errors import ConfigError
+from curate.errors import ConfigError, FilterBugError
 from curate.filters.base import Filter
 from curate.io import download, ledger
 from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
@@ -179,9 +180,37 @@ def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool):  # n
 def _run_stages(raw: list[pa.Table], filters: list[Filter], out: Path, local: bool) -> None:
     """Stream results to the driver and write each chunk's ledger part as soon as all its rows arrived."""
     expected = {int(t.column("chunk")[0].as_py()): t.num_rows for t in raw if t.num_rows}
+    try:
+        _collect(build_dataset(raw, filters, local), expected, out)
+    except FilterBugError:
+        raise
+    except Exception as err:  # Ray Data wraps a filter's bug in its own errors: give back the filter's message
+        bug = _filter_bug(err)
+        if bug is None:
+            raise
+        raise FilterBugError(bug) from err
+
+
+def _filter_bug(err: BaseException) -> str | None:
+    """The FilterBugError message inside Ray's wrapping (cause chain, else its text), or None."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [err]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if type(e) is FilterBugError:
+            return str(e)
+        stack += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    found = re.search(r"FilterBugError: (filter .*?)\n", str(err) + "\n")
+    return found.group(1) if found else None
+
+
+def _collect(ds, expected: dict[int, int], out: Path) -> None:  # noqa: ANN001 - ray.data.Dataset
     buffers: dict[int, list[pa.Table]] = defaultdict(list)
     received: dict[int, int] = defaultdict(int)
-    for batch in build_dataset(raw, filters, local).iter_batches(batch_format="pyarrow", batch_size=None):
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         for chunk in pc.unique(batch.column("chunk")).to_pylist():
             part = batch.filter(pc.equal(batch.column("chunk"), chunk))
             buffers[chunk].append(part)

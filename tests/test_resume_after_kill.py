@@ -31,15 +31,17 @@ def _run(args: list[str], out: Path, kill_when=None, crash: tuple[str, int, str]
     """Run curate (optionally under crash_at.py); with `kill_when`, SIGKILL it once kill_when(out) is true."""
     prefix = [sys.executable, str(REPO / "tests" / "crash_at.py"), str(out), *map(str, crash), "--"] if crash else []
     command = prefix + ([] if crash else [sys.executable, "-m", "curate"]) + args
-    proc = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if kill_when is not None:
-        while proc.poll() is None and not kill_when(out):
-            time.sleep(0.01)
-        if proc.poll() is None:
-            proc.kill()  # SIGKILL, the main process only, as the OOM killer or `kill -9 PID` does
-    _, err = proc.communicate(timeout=600)
+    log = out.parent / f"{out.name}.log"
+    with open(log, "ab") as stderr:  # a file, not a pipe: processes a kill leaves behind would hold a pipe open
+        proc = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+        if kill_when is not None:
+            while proc.poll() is None and not kill_when(out):
+                time.sleep(0.01)
+            if proc.poll() is None:
+                proc.kill()  # SIGKILL, the main process only, as the OOM killer or `kill -9 PID` does
+        proc.wait(timeout=600)
     if proc.returncode not in (0, -9):
-        raise AssertionError(err.decode()[-3000:])
+        raise AssertionError(log.read_text()[-3000:])
     return proc.returncode
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from curate.errors import FilterBugError
+
 Batch = pd.DataFrame  # Ray Data batch_format="pandas"; one row per input row
 
 
@@ -66,6 +68,19 @@ class Filter:
         saved ledger without recomputing scores."""
         raise NotImplementedError
 
+    def _judge(self, rows: Batch) -> tuple[pd.DataFrame, pd.Series]:
+        scores = self.score(rows)
+        return scores, self.verdict(rows.assign(**{c: scores[c] for c in scores.columns}))
+
+    def _culprit(self, rows: Batch) -> str:
+        """The key of the first row that raises on its own (the error path only: one row at a time)."""
+        for i in range(len(rows)):
+            try:
+                self._judge(rows.iloc[[i]])
+            except Exception:  # noqa: BLE001 - looking for the row that raises, whatever it raises
+                return str(rows["key"].iloc[i])
+        return "(none alone: only the whole batch fails)"
+
     def reject_where(self, failed: np.ndarray | pd.Series, index: pd.Index) -> pd.Series:
         """Reason series: this filter's name where `failed`, None elsewhere."""
         return pd.Series(np.where(np.asarray(failed, dtype=bool), self.name, None), index=index, dtype=object)
@@ -76,11 +91,13 @@ class Filter:
             return batch
         rows = batch.loc[alive]
         try:
-            scores = self.score(rows)
-            reasons = self.verdict(rows.assign(**{c: scores[c] for c in scores.columns}))
-        except Exception as err:  # a bug, not bad data: fail loudly with where it happened
-            keys = ", ".join(map(str, rows["key"].head(3)))
-            raise RuntimeError(f"filter {self.name} failed on a batch of {len(rows)} rows (keys {keys} ...)") from err
+            scores, reasons = self._judge(rows)
+        except Exception as err:  # a bug, not bad data: fail the run, naming the filter and the sample
+            raise FilterBugError(
+                f"filter {self.name} raised {type(err).__name__}: {err} on sample key {self._culprit(rows)} "
+                f"(a batch of {len(rows)} rows). Bad data gets a reason, never an exception: this is a bug in "
+                f"the filter. Fix it and rerun: the finished chunks are kept."
+            ) from err
         batch = batch.copy()
         for column in [*scores.columns, "reject_reason"]:
             values = reasons if column == "reject_reason" else scores[column]

@@ -7,6 +7,9 @@ writing the same file. So each attempt downloads into raw/_attempt-<id>/, a harv
 moves every shard img2dataset finished ({shard}_stats.json, written last) into raw/ (tar and parquet first,
 stats last, each with an atomic rename), and a new attempt first kills the workers of earlier attempts (found by
 the environment variable they inherited) and deletes their folders.
+
+A watchdog process reads a pipe from us; when we die (kill -9 included) the pipe closes and it kills the
+attempt's workers at once, so they do not go on fetching (or, img2dataset's logger, live forever).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,14 +27,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# Blocks on stdin (our pipe) until it closes, i.e. until we finish or die, then kills the attempt's processes.
+WATCHDOG = (
+    "import sys; sys.stdin.buffer.read(); "
+    "from curate.io.download_attempt import kill_holders; kill_holders(sys.argv[1].encode())"
+)
 ATTEMPT_ENV = "CURATE_DOWNLOAD_ATTEMPT"
 ATTEMPT_PREFIX = "_attempt-"
 STATS_SUFFIX = "_stats.json"
 
 
-def stop_earlier_attempts(raw_dir: Path) -> int:
-    """Kill leftover download workers of earlier attempts on this raw dir and delete their folders."""
-    prefix = f"{ATTEMPT_ENV}={raw_dir.resolve()}/{ATTEMPT_PREFIX}".encode()
+def kill_holders(prefix: bytes) -> int:
+    """SIGKILL every process whose environment holds an entry starting with `prefix`; returns how many."""
     killed = 0
     for pid in _pids_with_env(prefix):
         try:
@@ -37,6 +46,12 @@ def stop_earlier_attempts(raw_dir: Path) -> int:
             killed += 1
         except OSError:
             pass
+    return killed
+
+
+def stop_earlier_attempts(raw_dir: Path) -> int:
+    """Kill leftover download workers of earlier attempts on this raw dir and delete their folders."""
+    killed = kill_holders(f"{ATTEMPT_ENV}={raw_dir.resolve()}/{ATTEMPT_PREFIX}".encode())
     if killed:
         log.warning("killed %d download workers left by an earlier, killed attempt", killed)
     for folder in raw_dir.glob(f"{ATTEMPT_PREFIX}*"):
@@ -94,6 +109,12 @@ def attempt_dir(raw_dir: Path, every_s: float = 0.5) -> Iterator[Path]:
             harvest(attempt, raw_dir, seeded)
 
     thread = threading.Thread(target=loop, name="curate-harvest", daemon=True)
+    marker = f"{ATTEMPT_ENV}={attempt.resolve()}"
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, marker],
+        stdin=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != ATTEMPT_ENV},
+    )
     previous = os.environ.get(ATTEMPT_ENV)
     os.environ[ATTEMPT_ENV] = str(attempt.resolve())  # inherited by img2dataset's workers: findable later
     thread.start()
@@ -106,5 +127,7 @@ def attempt_dir(raw_dir: Path, every_s: float = 0.5) -> Iterator[Path]:
             os.environ.pop(ATTEMPT_ENV, None)
         else:
             os.environ[ATTEMPT_ENV] = previous
+        watchdog.stdin.close()  # as our death would: img2dataset's leftover processes (its logger) go too
+        watchdog.wait(timeout=30)
     harvest(attempt, raw_dir, seeded)
     shutil.rmtree(attempt, ignore_errors=True)
