@@ -23,12 +23,12 @@ import yaml
 from curate.errors import ConfigError
 from curate.filters import FILTERS
 from curate.filters.base import Filter
+from curate.io.http_server import SERVE_HOST
 from curate.io.url_policy import UrlPolicy
 
 URL_LIST_FORMATS = ("parquet", "csv", "jsonl")
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 DISTRIBUTORS = ("multiprocessing", "ray")
-SERVE_HOST = "127.0.0.1"  # where input.url_list.serve_dir is served (curate/io/http_server.py)
 
 
 @dataclass(frozen=True, kw_only=True)

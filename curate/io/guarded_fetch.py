@@ -59,20 +59,22 @@ def _guarded_read(sock: socket.socket, read: Any, *args: Any) -> Any:
     return data
 
 
-class _DeadlineSocket(socket.socket):
+class _DeadlineReads:
+    """Socket reads under the image's budget; mixed into plain and TLS sockets."""
+
     def recv_into(self, *args: Any) -> int:
-        return _guarded_read(self, super().recv_into, *args)
+        return _guarded_read(self, super().recv_into, *args)  # type: ignore[misc]
 
     def recv(self, *args: Any) -> bytes:
-        return _guarded_read(self, super().recv, *args)
+        return _guarded_read(self, super().recv, *args)  # type: ignore[misc]
 
 
-class _DeadlineSSLSocket(ssl.SSLSocket):
-    def recv_into(self, *args: Any) -> int:
-        return _guarded_read(self, super().recv_into, *args)
+class _DeadlineSocket(_DeadlineReads, socket.socket):
+    pass
 
-    def recv(self, *args: Any) -> bytes:
-        return _guarded_read(self, super().recv, *args)
+
+class _DeadlineSSLSocket(_DeadlineReads, ssl.SSLSocket):
+    pass
 
 
 def guarded_connection(address: tuple[str, int], timeout: Any = None, source_address: Any = None) -> socket.socket:
