@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install fonts browser filter mixture train train-shapes demo test test-slow bench lint fmt size clean
+.PHONY: install fonts browser filter mixture train train-shapes demo test test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -81,9 +81,24 @@ test: $(STAMP) fonts browser
 test-slow: $(STAMP) fonts browser
 	$(VENV)/bin/pytest -m slow
 
-## Throughput, measured here and now (no claims): synthetic OCR documents/s/core on one worker.
-bench: $(STAMP) fonts
-	$(CURATE) ocr pipelines/ocr_synth.yaml --set count=200 --set workers=1 --out out/bench/ocr --overwrite
+## Throughput and memory beside the raw model and peer tools, as ratios (pipelines/bench.yaml; README
+## "Benchmarks"). Data-Juicer is installed first for the peer comparison; if it cannot be, the table says why.
+bench: $(STAMP) fonts demo
+	@$(MAKE) --no-print-directory bench-peer || echo "Data-Juicer did not install (see $(DJ_VENV)/install.log): the bench reports why"
+	$(CURATE) bench pipelines/bench.yaml
+
+# Data-Juicer (the peer) in its own venv that sees .venv's packages (torch, transformers) through a .pth file
+# instead of installing a second torch; its own pins (dill, multiprocess, emoji) stay in its venv.
+DJ_VENV := .venv-dj
+DJ_VERSION := 1.6.1
+bench-peer: $(DJ_VENV)/.installed
+
+$(DJ_VENV)/.installed: $(STAMP)
+	test -x $(DJ_VENV)/bin/python || python3 -m venv $(DJ_VENV)
+	$(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$$($(DJ_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_curate_venv.pth"
+	$(DJ_VENV)/bin/pip install --quiet py-data-juicer==$(DJ_VERSION) > $(DJ_VENV)/install.log 2>&1 || { tail -5 $(DJ_VENV)/install.log; exit 1; }
+	$(DJ_VENV)/bin/python -c 'import data_juicer.ops' >> $(DJ_VENV)/install.log 2>&1 || { tail -5 $(DJ_VENV)/install.log; exit 1; }
+	touch $@
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check curate tests

@@ -142,6 +142,20 @@ def cmd_train_clip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from curate.bench.report import table
+    from curate.bench.settings import load_bench
+    from curate.bench.suite import run_bench
+
+    overrides = list(args.set or []) + ([f"out={args.out}"] if args.out else [])
+    if args.parts:
+        overrides.append(f"parts=[{args.parts}]")
+    figures, saved = run_bench(load_bench(args.config, overrides))
+    print(table(figures))
+    print(f"saved to {saved}")
+    return 0
+
+
 def _run_command(
     sub: Any, name: str, help_text: str, *, example: str, func: Any, overwrite_help: str
 ) -> argparse.ArgumentParser:
@@ -208,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
         overwrite_help="delete an existing run in the output dir instead of resuming it",
     )
     p.add_argument("--stop-after", type=int, metavar="STEP", help="stop (with a checkpoint) after this step")
+
+    p = sub.add_parser("bench", help="throughput and memory beside the raw model and peer tools, as ratios")
+    p.add_argument(
+        "config", nargs="?", default="pipelines/bench.yaml", help="bench YAML (default pipelines/bench.yaml)"
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a bench value, e.g. metadata_rows=10000"
+    )
+    p.add_argument("--parts", help="comma-separated subset of P1,P2,P3,P4,P5,peer (default: the config's)")
+    p.add_argument("--out", help="output dir (default out/bench)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("inspect", help="contact sheet of samples (ledger, shard, build or mixture), boxes drawn")
     p.add_argument("paths", nargs="+", help="filter run / build / mix output dirs, .tar shards or .parquet files")

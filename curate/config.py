@@ -134,6 +134,12 @@ class RayConfig:
 
     address: str | None = None
     num_cpus: int | None = None
+    # Rows per Ray task for the model-free filters (chained in one task); CLIP batches are clip_score.batch_size.
+    batch_rows: int = 10000
+
+    def __post_init__(self) -> None:
+        if self.batch_rows < 1:
+            raise ConfigError("ray.batch_rows must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True)

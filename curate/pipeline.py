@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from curate import run_state, stats
 from curate.config import FilterRunConfig, to_yaml
 from curate.errors import ConfigError, FilterBugError
-from curate.filters.base import Filter
+from curate.filters.base import Filter, FilterChain
 from curate.io import download, ledger
 from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
 from curate.io.http_server import serve_directory
@@ -64,7 +64,7 @@ def _run_locked(cfg: FilterRunConfig, overwrite: bool, active: list[Filter], ski
     if pending:
         raw = _raw_tables(cfg, rows, pending, num_chunks, out)
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-            _run_stages(raw, active, out, local=cfg.input.coco_captions is not None)
+            _run_stages(raw, active, out, local=cfg.input.coco_captions is not None, batch_rows=cfg.ray.batch_rows)
     write_shards(out, cfg.output.samples_per_shard)
     elapsed = time.time() - started
     result = stats.compute(
@@ -151,37 +151,49 @@ class FilterActor:
         return self.filt(batch)
 
 
-def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool):  # noqa: ANN201 - ray.data.Dataset
-    """The Ray Data plan: (probe local images) -> filters in config order (cheap ones should come first)."""
+def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch_rows: int = 10000):  # noqa: ANN201
+    """The Ray Data plan (a ray.data.Dataset): (probe local images) -> filters in config order (cheap ones
+    should come first, so CLIP sees only their survivors). Consecutive model-free filters share one task."""
     import ray
 
     ds = ray.data.from_arrow(raw)
     if local:
         ds = ds.map_batches(probe_local_images, batch_format="pandas", batch_size=64)
     gpus = ray.cluster_resources().get("GPU", 0)
-    for f in filters:
-        if f.uses_model:
-            device = getattr(f, "device", "cpu")
-            num_gpus = 1 if device == "cuda" or (device == "auto" and gpus > 0) else 0
-            pool = ray.data.ActorPoolStrategy(size=getattr(f, "concurrency", 1))
-            ds = ds.map_batches(
-                FilterActor,
-                fn_constructor_kwargs={"filt": f},
-                batch_format="pandas",
-                batch_size=f.batch_size,
-                compute=pool,
-                num_gpus=num_gpus,
-            )
-        else:
-            ds = ds.map_batches(f, batch_format="pandas", batch_size=f.batch_size)
+    for stage in filter_stages(filters):
+        f = stage[0]
+        if not f.uses_model:
+            ds = ds.map_batches(FilterChain(stage), batch_format="pandas", batch_size=batch_rows)
+            continue
+        device = getattr(f, "device", "cpu")
+        num_gpus = 1 if device == "cuda" or (device == "auto" and gpus > 0) else 0
+        ds = ds.map_batches(
+            FilterActor,
+            fn_constructor_kwargs={"filt": f},
+            batch_format="pandas",
+            batch_size=f.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=getattr(f, "concurrency", 1)),
+            num_gpus=num_gpus,
+        )
     return ds
 
 
-def _run_stages(raw: list[pa.Table], filters: list[Filter], out: Path, local: bool) -> None:
+def filter_stages(filters: list[Filter]) -> list[list[Filter]]:
+    """Ray stages in config order: each model filter alone (its actor pool), runs of model-free ones together."""
+    stages: list[list[Filter]] = []
+    for f in filters:
+        if not f.uses_model and stages and not stages[-1][0].uses_model:
+            stages[-1].append(f)
+        else:
+            stages.append([f])
+    return stages
+
+
+def _run_stages(raw: list[pa.Table], filters: list[Filter], out: Path, local: bool, batch_rows: int) -> None:
     """Stream results to the driver and write each chunk's ledger part as soon as all its rows arrived."""
     expected = {int(t.column("chunk")[0].as_py()): t.num_rows for t in raw if t.num_rows}
     try:
-        _collect(build_dataset(raw, filters, local), expected, out)
+        _collect(build_dataset(raw, filters, local, batch_rows), expected, out)
     except FilterBugError:
         raise
     except Exception as err:  # Ray Data wraps a filter's bug in its own errors: give back the filter's message

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +34,11 @@ class ClipScore(Filter):
     device: str = "auto"  # auto = cuda when the worker has a GPU
     batch_size: int = 64  # images per forward pass
     concurrency: int = 1  # actors, each holding one copy of the model
+    # CPU threads per actor, for image decoding and (on CPU) torch; 0 = the worker's CPUs / concurrency. Ray sets
+    # OMP_NUM_THREADS=1 in an actor that asks for one CPU, which left a CPU forward on one core (measured: half
+    # the raw open_clip throughput on 2 cores, `curate bench` P1). The actor still reserves only one CPU, so
+    # the cheap stages keep a slot.
+    threads: int = 0
     skip: bool = False  # run without this stage; the report lists it as skipped
 
     def __post_init__(self) -> None:
@@ -39,6 +46,8 @@ class ClipScore(Filter):
             raise ConfigError(f"clip_score.device {self.device!r}; valid: {', '.join(DEVICES)}")
         if self.batch_size < 1 or self.concurrency < 1:
             raise ConfigError("clip_score.batch_size and clip_score.concurrency must be >= 1")
+        if self.threads < 0:
+            raise ConfigError("clip_score.threads must be >= 0 (0 = the worker's CPUs / concurrency)")
 
     def preflight(self) -> None:
         from curate.clip.models import check_weights, looks_like_path
@@ -62,10 +71,18 @@ class ClipScore(Filter):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._device = device
+        if device == "cpu":
+            torch.set_num_threads(self.cpu_threads())
         self._model, self._preprocess, self._tokenizer = load_clip(self.model, self.pretrained, device)
         self._tars = TarReader()
+        # Decoding on one thread left the other cores idle between forwards (and starves a GPU: CPU decode was
+        # the bottleneck, `curate bench` P1 profile); `threads` decoder threads per actor.
+        self._decoder = ThreadPoolExecutor(self.cpu_threads(), thread_name_prefix="clip-decode")
         image_size = self._model.visual.image_size
         self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
+
+    def cpu_threads(self) -> int:
+        return self.threads or max(1, len(os.sched_getaffinity(0)) // self.concurrency)
 
     def score(self, rows: Batch) -> pd.DataFrame:
         if not hasattr(self, "_model"):
@@ -78,30 +95,47 @@ class ClipScore(Filter):
         return pd.DataFrame({"clip_score": scores}, index=rows.index)
 
     def _score_batch(self, records: list[tuple[Any, Any, Any]]) -> np.ndarray:
+        out = np.full(len(records), np.nan)
+        datas = [self._read(path, member) for path, member, _ in records]  # the tar index cache is not thread-safe
+        pixels = list(self._decoder.map(self._pixels, datas, [r[:2] for r in records]))
+        where = [i for i, p in enumerate(pixels) if p is not None]
+        if where:
+            texts = [c if isinstance(c, str) else "" for c in (records[i][2] for i in where)]  # NA: missing caption
+            out[where] = self._similarity([pixels[i] for i in where], texts)
+        return out
+
+    def _read(self, path: Any, member: Any) -> bytes | None:
+        from curate.io.images import read_image_bytes
+
+        try:
+            return read_image_bytes(path, member, self._tars)
+        except Exception as err:  # noqa: BLE001 - a missing member or file is bad data, as undecodable bytes are
+            log.warning("clip_score: cannot read %s %s: %s", path, member if isinstance(member, str) else "", err)
+            return None
+
+    def _pixels(self, data: bytes | None, where: tuple[Any, Any]) -> Any:
+        """The preprocessed image tensor, or None: undecodable bytes are bad data (NaN, then image:decode_error
+        in verdict()). Runs on the decoder threads: PIL releases the GIL while it decodes and resizes."""
+        from curate.io.images import decode_rgb
+
+        if data is None:
+            return None
+        try:
+            return self._preprocess(decode_rgb(data, min_size=self._decode_size))
+        except Exception as err:  # noqa: BLE001
+            log.warning(
+                "clip_score: cannot decode %s %s: %s", where[0], where[1] if isinstance(where[1], str) else "", err
+            )
+            return None
+
+    def _similarity(self, pixels: list[Any], texts: list[str]) -> np.ndarray:
         import torch
 
-        from curate.io.images import decode_rgb, read_image_bytes
-
-        out = np.full(len(records), np.nan)
-        pixels, texts, where = [], [], []
-        for i, (path, member, caption) in enumerate(records):
-            try:  # undecodable bytes are bad data: NaN here, reason image:decode_error in verdict()
-                image = decode_rgb(read_image_bytes(path, member, self._tars), min_size=self._decode_size)
-                pixels.append(self._preprocess(image))
-            except Exception as err:  # noqa: BLE001
-                member = member if isinstance(member, str) else ""
-                log.warning("clip_score: cannot decode %s %s: %s", path, member, err)
-                continue
-            texts.append(caption or "")
-            where.append(i)
-        if not where:
-            return out
         with torch.inference_mode(), torch.autocast(self._device, enabled=self._device == "cuda"):
             image_features = self._model.encode_image(torch.stack(pixels).to(self._device), normalize=True)
             text_features = self._model.encode_text(self._tokenizer(texts).to(self._device), normalize=True)
             similarity = (image_features.float() * text_features.float()).sum(dim=-1)
-        out[where] = similarity.cpu().numpy()
-        return out
+        return similarity.cpu().numpy()
 
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [

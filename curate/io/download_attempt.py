@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from curate.io.atomic import write_atomic
+
 log = logging.getLogger(__name__)
 # Blocks on stdin (our pipe) until it closes, i.e. until we finish or die, then kills the attempt's processes.
 WATCHDOG = (
@@ -76,7 +78,8 @@ def _pids_with_env(prefix: bytes) -> list[int]:
 
 
 def harvest(attempt: Path, raw_dir: Path, seeded: set[str]) -> list[str]:
-    """Move the shards img2dataset has finished in `attempt` into `raw_dir`; returns their names."""
+    """Move the shards img2dataset has finished in `attempt` into `raw_dir`; returns their names (added to
+    `seeded`, so each is harvested once)."""
     moved = []
     for stats in sorted(attempt.glob(f"*{STATS_SUFFIX}")):
         name = stats.name[: -len(STATS_SUFFIX)]
@@ -86,7 +89,10 @@ def harvest(attempt: Path, raw_dir: Path, seeded: set[str]) -> list[str]:
             part = attempt / f"{name}{suffix}"
             if part.exists():
                 os.replace(part, raw_dir / part.name)
-        os.replace(stats, raw_dir / stats.name)  # last: its presence marks the shard complete
+        # Last, as a copy: its presence in raw/ marks the shard complete, and img2dataset's logger process
+        # still reads the original (a moved one killed it with FileNotFoundError, seen in `curate bench`).
+        write_atomic(raw_dir / stats.name, lambda tmp, src=stats: shutil.copyfile(src, tmp))
+        seeded.add(name)
         moved.append(name)
     return moved
 

@@ -49,3 +49,35 @@ def test_undecodable_image_is_a_reason_not_a_crash(demo_input, tiny_clip, tmp_pa
     batch.loc[1, "image_path"] = str(broken)
     out = clip(batch)
     assert out["reject_reason"].tolist() == [None, "image:decode_error"]
+
+
+def test_missing_caption_is_scored_not_a_crash(demo_input, tiny_clip):
+    """A pipeline without caption_text hands CLIP a missing caption as pandas NA (found by `curate bench`)."""
+    import pandas as pd
+
+    clip = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu")
+    batch = _demo_rows(demo_input, {"good_en"}, 2)
+    batch["caption"] = pd.array([pd.NA, batch["caption"].iloc[1]], dtype="string")
+    out = clip(batch)
+    assert out["clip_score"].notna().all()
+
+
+def test_cpu_threads_follow_config_and_actor_count(demo_input, tiny_clip):
+    """Ray sets OMP_NUM_THREADS=1 in a 1-CPU actor; the filter sets torch's threads itself (issue 9, P1)."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), threads=3).cpu_threads() == 3
+        cores = len(os.sched_getaffinity(0))
+        two_actors = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), concurrency=2)
+        assert two_actors.cpu_threads() == max(1, cores // 2)
+        clip = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), device="cpu", threads=1)
+        clip.setup()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="threads must be >= 0"):
+        ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), threads=-1)
