@@ -112,7 +112,8 @@ fmt: $(STAMP)
 ## 4000 -> 6000 when stage 2 (tasks, sources) and synthetic OCR joined stage 1 (issues 3 and 4).
 ## 6000 -> 8000 when the reference model's training loop, data stream and evaluation joined (issue 6).
 ## 8000 -> 9000 when reliability joined: URL policy, guarded fetch, download attempts, process memory (issue 8).
-SIZE_BUDGET := 9000
+## 9000 -> 10000 when the bench suite joined (curate/bench: six parts, their baselines and the peer; issue 9).
+SIZE_BUDGET := 10000
 size:
 	@total=$$(cat curate/*.py curate/*/*.py | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
 	test $$total -le $(SIZE_BUDGET)

@@ -54,3 +54,40 @@ def test_metadata_and_ocr_parts_report_figures(demo_input, tiny_clip, tmp_path, 
     assert set(p2["details"]["per_filter_rows_per_s_1_core"]) == {"min_side", "max_aspect_ratio", "caption_text",
                                                                   "language"}  # fmt: skip
     assert p4["details"]["samples"] == 6 and p4["value"] > 0 and p4["baseline"] > 0
+
+
+@pytest.mark.slow
+def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shared_data):
+    """All six parts end to end (P3's download feeding P1 and the peer), at sizes that take a few minutes."""
+    from curate.__main__ import main
+
+    clip = [{"model": "curate-tiny-clip", "pretrained": str(tiny_clip), "samples": 4096, "raw_batches": 2}]
+    sets = [
+        f"clip={json.dumps(clip)}",
+        "download_urls=400",
+        "metadata_rows=5000",
+        "ocr_documents=5",
+        "memory_rows=[300, 600]",
+        "peer_samples=300",
+        f"peer_clip_pretrained={tiny_clip}",
+        f"peer_python={REPO / '.venv-dj' / 'bin' / 'python'}",
+        f"filter_overrides={json.dumps(demo_overrides(demo_input, tiny_clip, tmp_path / 'run'))}",
+    ]
+    argv = ["bench", str(BENCH_YAML), "--out", str(tmp_path / "bench")]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    figures = json.loads((tmp_path / "bench" / "bench.json").read_text())["figures"]
+    by_part: dict[str, list[dict]] = {}
+    for f in figures:
+        by_part.setdefault(f["part"], []).append(f)
+    assert set(by_part) == {"P1", "P2", "P3", "P4", "P5", "peer"}
+    p3 = by_part["P3"][0]
+    assert p3["details"]["urls"] == 400 and p3["details"]["images_curate"] == p3["details"]["images_img2dataset"] > 300
+    p1 = by_part["P1"][0]
+    assert p1["ratio"] > 0 and 0 < p1["details"]["profile"]["bound"] <= 1 and p1["goal"] == 0.9
+    assert len(by_part["P5"]) == 2 and all(f["value"] > 0 and f["baseline"] > 0 for f in by_part["P5"])
+    peer = by_part["peer"][0]
+    assert peer["details"]["curate"]["kept"] == 300  # pass-through thresholds: every sample did all four filters
+    if (REPO / ".venv-dj" / "bin" / "python").exists():
+        assert peer["baseline"] > 0 and peer["details"]["data_juicer"]["kept"] == 300, peer["note"]
+    else:
+        assert "not found" in peer["note"]

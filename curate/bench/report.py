@@ -4,6 +4,7 @@ saved as JSON (written again after every part, so a part that fails leaves the e
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -66,9 +67,20 @@ def save(path: Path, figures: list[Figure], started: float, info: dict[str, Any]
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
         "machine": info,
-        "figures": [f.as_dict() for f in figures],
+        "figures": [_finite(f.as_dict()) for f in figures],
     }
-    write_bytes_atomic(path, json.dumps(data, indent=2).encode())
+    write_bytes_atomic(path, json.dumps(data, indent=2, allow_nan=False).encode())
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities as null: strict JSON readers refuse them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def table(figures: list[Figure]) -> str:
