@@ -110,7 +110,7 @@ def _timed_stage(filt: ClipScore, samples: pa.Table) -> float:
 
 def stage_profile(filt: ClipScore, samples: pa.Table, batches: int) -> dict[str, float]:
     """Where a CLIP stage batch spends its time, in ms per sample, through the filter's own steps in this
-    process: read (tar member), decode + preprocess (its decoder threads), forward (tokenize + both encoders).
+    process: read (tar member), decode + preprocess, forward (tokenize + both encoders).
     The steps run one after another, so `bound` = forward / all steps is the best ratio to the raw forward the
     stage can reach if Ray itself cost nothing."""
     import torch
@@ -128,16 +128,16 @@ def stage_profile(filt: ClipScore, samples: pa.Table, batches: int) -> dict[str,
             t0 = time.perf_counter()
             datas = [worker._read(p, m) for p, m, _ in part]
             t1 = time.perf_counter()
-            pixels = list(worker._decoder.map(worker._pixels, datas, [r[:2] for r in part]))
+            pixels = [worker._pixels(data, record[:2]) for data, record in zip(datas, part, strict=True)]
             t2 = time.perf_counter()
-            worker._similarity(pixels, [c or "" for _, _, c in part])
+            decoded = [i for i, p in enumerate(pixels) if p is not None]
+            worker._similarity([pixels[i] for i in decoded], [part[i][2] or "" for i in decoded])
             t3 = time.perf_counter()
             for key, dt in zip(spent, (t1 - t0, t2 - t1, t3 - t2), strict=True):
                 spent[key] += dt
         profile = {f"{k}_ms_per_sample": round(1000 * v / n, 3) for k, v in spent.items()}
         return {**profile, "samples": n, "bound": round(spent["forward"] / sum(spent.values()), 3)}
     finally:
-        worker._decoder.shutdown()
         torch.set_num_threads(threads_before)
 
 

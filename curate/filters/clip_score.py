@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,7 +33,7 @@ class ClipScore(Filter):
     device: str = "auto"  # auto = cuda when the worker has a GPU
     batch_size: int = 64  # images per forward pass
     concurrency: int = 1  # actors, each holding one copy of the model
-    # CPU threads per actor, for image decoding and (on CPU) torch; 0 = the worker's CPUs / concurrency. Ray sets
+    # Torch CPU threads per actor; 0 = the worker's CPUs / concurrency. Ray sets
     # OMP_NUM_THREADS=1 in an actor that asks for one CPU, which left a CPU forward on one core (measured: half
     # the raw open_clip throughput on 2 cores, `curate bench` P1). The actor still reserves only one CPU, so
     # the cheap stages keep a slot.
@@ -75,9 +74,6 @@ class ClipScore(Filter):
             torch.set_num_threads(self.cpu_threads())
         self._model, self._preprocess, self._tokenizer = load_clip(self.model, self.pretrained, device)
         self._tars = TarReader()
-        # Decoding on one thread left the other cores idle between forwards (and starves a GPU: CPU decode was
-        # the bottleneck, `curate bench` P1 profile); `threads` decoder threads per actor.
-        self._decoder = ThreadPoolExecutor(self.cpu_threads(), thread_name_prefix="clip-decode")
         image_size = self._model.visual.image_size
         self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
 
@@ -97,7 +93,9 @@ class ClipScore(Filter):
     def _score_batch(self, records: list[tuple[Any, Any, Any]]) -> np.ndarray:
         out = np.full(len(records), np.nan)
         datas = [self._read(path, member) for path, member, _ in records]  # the tar index cache is not thread-safe
-        pixels = list(self._decoder.map(self._pixels, datas, [r[:2] for r in records]))
+        # One thread: decoding these JPEGs on a 2-thread pool was no faster (measured for issue 9; PIL's Python-side
+        # open, EXIF and convert steps hold the GIL). More decode throughput means more actors (`concurrency`).
+        pixels = [self._pixels(data, record[:2]) for data, record in zip(datas, records, strict=True)]
         where = [i for i, p in enumerate(pixels) if p is not None]
         if where:
             texts = [c if isinstance(c, str) else "" for c in (records[i][2] for i in where)]  # NA: missing caption
@@ -115,7 +113,7 @@ class ClipScore(Filter):
 
     def _pixels(self, data: bytes | None, where: tuple[Any, Any]) -> Any:
         """The preprocessed image tensor, or None: undecodable bytes are bad data (NaN, then image:decode_error
-        in verdict()). Runs on the decoder threads: PIL releases the GIL while it decodes and resizes."""
+        in verdict())."""
         from curate.io.images import decode_rgb
 
         if data is None:
