@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install fonts browser filter mixture train train-shapes demo test test-slow bench bench-peer lint fmt size clean
+.PHONY: install lock fonts browser filter mixture train train-shapes demo test test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -19,12 +19,17 @@ FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wq
 install: $(STAMP)
 
 # torch/torchvision first, pinned to the builds on this machine's disk, so nothing resolves a different build.
-$(STAMP): pyproject.toml
+# Everything else at the versions in constraints.txt, the set the tests last passed with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+## Re-pin constraints.txt to what .venv holds now (after upgrading a dependency and passing make test-slow).
+lock: $(STAMP)
+	{ head -3 constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
 
 fonts: $(STAMP)
 	@if ! $(PY) -c "from curate.ocr.fonts import available_fonts; available_fonts()" 2>/dev/null; then \

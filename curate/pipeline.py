@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,9 +28,9 @@ from curate.io.http_server import serve_directory
 from curate.io.inputs import INPUT_SCHEMA, chunk_rows, read_input
 from curate.io.local import probe_local_images, raw_local_table
 from curate.io.shards import write_shards
+from curate.ray_session import cluster_address, ray_session
 
 log = logging.getLogger(__name__)
-WORKER_ENV = ("HF_HUB_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "TOKENIZERS_PARALLELISM")
 
 
 def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
@@ -62,9 +60,13 @@ def _run_locked(cfg: FilterRunConfig, overwrite: bool, active: list[Filter], ski
     )
     processed = pc.sum(pc.is_in(rows.column("chunk"), pa.array(pending, pa.int32()))).as_py() or 0
     if pending:
-        raw = _raw_tables(cfg, rows, pending, num_chunks, out)
-        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-            _run_stages(raw, active, out, local=cfg.input.coco_captions is not None, batch_rows=cfg.ray.batch_rows)
+        # A named cluster is joined before downloading, so a wrong address or token fails in seconds rather than
+        # after the download; the local instance starts after it, so its memory is not held while downloading.
+        with ray_session(cfg.ray.address, None) if cluster_address(cfg.ray.address) else nullcontext():
+            raw = _raw_tables(cfg, rows, pending, num_chunks, out)
+            with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+                local = cfg.input.coco_captions is not None
+                _run_stages(raw, active, out, local=local, batch_rows=cfg.ray.batch_rows)
     write_shards(out, cfg.output.samples_per_shard)
     elapsed = time.time() - started
     result = stats.compute(
@@ -113,31 +115,6 @@ def _raw_tables(cfg: FilterRunConfig, rows: pa.Table, pending: list[int], num_ch
                 log.info("serving %s at %s for this run", serve, base_url)
             download.download(rows, raw_dir, cfg.download, cfg.input.rows_per_chunk, base_url)
     return [download.raw_chunk_table(chunk_rows(rows, c), raw_dir, c, num_chunks) for c in pending]
-
-
-@contextmanager
-def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
-    """Local Ray by default; `address` (or RAY_ADDRESS) joins a cluster. Reuses an already running session."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
-    address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(
-        # "local": always a fresh instance. A bare ray.init() would silently join any cluster already running on
-        # this machine (measured: a test's 2-node cluster), so only an explicit address joins one.
-        address=address or "local",
-        num_cpus=None if address else num_cpus,
-        include_dashboard=False,
-        runtime_env={"env_vars": env} if env else None,
-        log_to_driver=True,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 class FilterActor:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,18 +17,44 @@ import pytest
 from helpers import REPO, demo_overrides
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+# RAY_AUTH_* come from each test's own choice, never from whatever an earlier in-process ray.init() left behind
+# (since Ray 2.59 a new local instance sets RAY_AUTH_MODE=token in its own process's environment).
+ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_")},
+    "HF_HUB_OFFLINE": "1",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+}
 COMPARED = ["key", "reject_reason", "caption", "width", "height", "aspect_ratio", "lang", "lang_score"]
 
+# A head node that only coordinates (no CPUs: it schedules nothing) and one worker node with 2 CPUs, each its own
+# raylet and object store: every filter task and actor runs on the worker node, and every block travels between
+# nodes to reach the driver. It runs in its own process, so its auth settings are exactly the ones given to it.
+CLUSTER = """
+import sys
+from ray.cluster_utils import Cluster
 
-def _curate(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "curate", *args], cwd=REPO, env=ENV, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+cluster.add_node(num_cpus=2)
+cluster.wait_for_nodes()
+print(cluster.address, flush=True)
+sys.stdin.read()  # until the test closes it
+cluster.shutdown()
+"""
 
 
-def _filter(demo_input: Path, tiny_clip: Path, out: Path, *extra: str) -> None:
+def _curate(*args: str, env: dict[str, str] | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate", *args], cwd=REPO, env=env or ENV, capture_output=True, text=True
+    )
+    assert proc.returncode == expect, proc.stderr[-3000:]
+    return proc
+
+
+def _filter(demo_input: Path, tiny_clip: Path, out: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
     sets = [*demo_overrides(demo_input, tiny_clip, out), *extra]
-    _curate("filter", str(REPO / "pipelines" / "filter_demo.yaml"), *[a for s in sets for a in ("--set", s)])
+    return _curate(
+        "filter", str(REPO / "pipelines" / "filter_demo.yaml"), *[a for s in sets for a in ("--set", s)], **kwargs
+    )
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -36,26 +64,40 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 @contextmanager
-def two_node_cluster():
-    """A head node that only coordinates (no CPUs: it schedules nothing) and one worker node with 2 CPUs, each
-    its own raylet and object store: every filter task and actor runs on the worker node, and every block
-    travels between nodes to reach the driver."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    try:
-        yield cluster
-    finally:
-        cluster.shutdown()
+def two_node_cluster(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Starts the 2-node cluster with `env`; yields its address."""
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLUSTER],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        try:
+            address = proc.stdout.readline().strip()
+            assert address, f"the cluster did not start:\n{log.read_text()[-3000:]}"
+            yield address
+        finally:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def test_filter_on_a_two_node_cluster_equals_the_single_node_run(demo_input, tiny_clip, tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     _filter(demo_input, tiny_clip, single)  # first: a plain ray.init() would join a cluster running here
-    with two_node_cluster() as cluster:
-        _filter(demo_input, tiny_clip, multi, f"ray.address={cluster.address}")
+    # Token auth on, as Ray (>= 2.59) now defaults for new clusters: the client needs RAY_AUTH_MODE and the token.
+    token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    with two_node_cluster({**ENV, **token}, tmp_path / "cluster.log") as address:
+        refused = _filter(demo_input, tiny_clip, tmp_path / "refused", f"ray.address={address}", expect=2)
+        assert f"the Ray cluster at {address} refused" in refused.stderr and "RAY_AUTH_MODE=token" in refused.stderr
+        assert refused.stderr.rstrip().splitlines()[-1].startswith("curate: error: the Ray cluster at"), refused.stderr
+        _filter(demo_input, tiny_clip, multi, f"ray.address={address}", env={**ENV, **token})
     a, b = (pq.read_table(o / "ledger").sort_by("row_id") for o in (single, multi))
     assert a.num_rows == b.num_rows == pq.read_table(single / "input.parquet").num_rows
     assert a.select(COMPARED).to_pylist() == b.select(COMPARED).to_pylist()

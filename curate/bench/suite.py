@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def run_bench(cfg: BenchConfig) -> tuple[list[Figure], Path]:
     from curate.bench.download_stage import bench_download, url_run
-    from curate.pipeline import ray_session
+    from curate.ray_session import ray_session
 
     started, info, work = time.time(), report.machine(), cfg.out_dir
     work.mkdir(parents=True, exist_ok=True)

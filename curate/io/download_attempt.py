@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 from curate.io.atomic import write_atomic
@@ -121,6 +122,11 @@ def attempt_dir(raw_dir: Path, every_s: float = 0.5) -> Iterator[Path]:
         stdin=subprocess.PIPE,
         env={k: v for k, v in os.environ.items() if k != ATTEMPT_ENV},
     )
+    # Python's multiprocessing resource tracker is started once per process, lazily by img2dataset's first
+    # semaphore. Started here, before the marker is set, it does not inherit it and survives the attempt's
+    # cleanup; killed with the workers, it was relaunched empty and printed a KeyError traceback for every
+    # semaphore img2dataset released afterwards (seen in `make filter`).
+    resource_tracker.ensure_running()
     previous = os.environ.get(ATTEMPT_ENV)
     os.environ[ATTEMPT_ENV] = str(attempt.resolve())  # inherited by img2dataset's workers: findable later
     thread.start()
