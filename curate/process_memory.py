@@ -24,6 +24,8 @@ class TreeMemory:
     peak_pss: int = 0
     peak_processes: int = 0
     samples: int = 0
+    # The processes at the RSS peak, biggest first: (RSS bytes, name), so a bound that fails says which one grew.
+    peak_top: list[tuple[int, str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -34,6 +36,7 @@ class TreeMemory:
         except psutil.NoSuchProcess:
             return
         rss = pss = 0
+        seen: list[tuple[int, psutil.Process]] = []
         for proc in procs:
             try:
                 info = proc.memory_full_info()  # smaps_rollup: PSS as well as RSS
@@ -41,6 +44,9 @@ class TreeMemory:
                 continue
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
+            seen.append((info.rss, proc))
+        if rss > self.peak_rss:
+            self.peak_top = sorted(((r, _label(p)) for r, p in seen), key=lambda x: -x[0])
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.peak_processes = max(self.peak_processes, len(procs))
         self.samples += 1
@@ -59,6 +65,10 @@ class TreeMemory:
         if self._thread is not None:
             self._thread.join()
 
+    def breakdown(self) -> str:
+        """The processes at the RSS peak, one line each: MiB and name."""
+        return "\n".join(f"{r / 2**20:8.0f} MiB  {name}" for r, name in self.peak_top)
+
     def as_dict(self) -> dict[str, float]:
         gib = 1024**3
         return {
@@ -67,3 +77,11 @@ class TreeMemory:
             "peak_processes": self.peak_processes,
             "samples": self.samples,
         }
+
+
+def _label(proc: psutil.Process) -> str:
+    """A short name for a process: Ray's worker titles ("ray::MapWorker(...)") or the command line."""
+    try:
+        return " ".join(proc.cmdline())[:100] or proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return "(gone)"
