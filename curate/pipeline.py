@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from curate import run_state, stats
 from curate.config import FilterRunConfig, to_yaml
-from curate.errors import ConfigError, FilterBugError
+from curate.errors import ConfigError, FilterBugError, exception_chain
 from curate.filters.base import Filter, FilterChain
 from curate.io import download, ledger
 from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
@@ -182,16 +182,9 @@ def _run_stages(raw: list[pa.Table], filters: list[Filter], out: Path, local: bo
 
 def _filter_bug(err: BaseException) -> str | None:
     """The FilterBugError message inside Ray's wrapping (cause chain, else its text), or None."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [err]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in exception_chain(err):
         if type(e) is FilterBugError:
             return str(e)
-        stack += [e.__cause__, e.__context__, getattr(e, "cause", None)]
     found = re.search(r"FilterBugError: (filter .*?)\n", str(err) + "\n")
     return found.group(1) if found else None
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from curate.errors import ConfigError
+from curate.errors import ConfigError, exception_chain
 
 # Environment the Ray workers need as the driver has it (offline model loading, quiet imports).
 WORKER_ENV = ("HF_HUB_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "TOKENIZERS_PARALLELISM")
@@ -55,10 +55,7 @@ def cluster_address(address: str | None) -> str | None:
 
 def connect_error_message(address: str, err: BaseException) -> str:
     """What to tell the user when joining the cluster at `address` failed with `err` (and its causes)."""
-    causes: list[str] = []
-    while err is not None and len(causes) < 10:  # bounded: a context chain can loop
-        causes.append(f"{type(err).__name__}: {err}")
-        err = err.__cause__ or err.__context__
+    causes = [f"{type(e).__name__}: {e}" for e in exception_chain(err)]
     chain = "\n".join(causes)
     if "AuthenticationError" in chain or "InvalidAuthToken" in chain:
         mode = os.environ.get("RAY_AUTH_MODE", "unset")
