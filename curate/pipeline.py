@@ -113,7 +113,8 @@ def _raw_tables(cfg: FilterRunConfig, rows: pa.Table, pending: list[int], num_ch
         with serve_directory(serve) if serve else nullcontext(None) as base_url:
             if base_url:
                 log.info("serving %s at %s for this run", serve, base_url)
-            download.download(rows, raw_dir, cfg.download, cfg.input.rows_per_chunk, base_url)
+            per_chunk = cfg.input.rows_per_chunk
+            download.download(rows, raw_dir, cfg.download, per_chunk, base_url, ray_address=cfg.ray.address)
     return [download.raw_chunk_table(chunk_rows(rows, c), raw_dir, c, num_chunks) for c in pending]
 
 

@@ -7,6 +7,8 @@ missing checkpoint fails in seconds with a message that says what to do instead.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from curate.errors import ConfigError
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "assets" / "clip_configs"
+CONFIG_ERROR_EXIT = 2  # `python -m curate.clip.models`: the weights cannot be had; stdout says why
 TINY_MODEL = "curate-tiny-clip"  # the demo model `curate train-clip` trains (assets/clip_configs)
 
 HINT = (
@@ -62,6 +65,24 @@ def check_weights(model: str, pretrained: str | None) -> None:
         ) from None
 
 
+def check_weights_in_child(model: str, pretrained: str | None) -> None:
+    """`check_weights` in a fresh interpreter, for drivers that never load the model themselves.
+
+    Why: importing open_clip imports torch (a CUDA build here): ~0.9 GiB of RSS that a Python process never
+    gives back. The `curate filter` driver held it through the whole run beside the CLIP worker's own copy,
+    and issue 8's 4 GiB bound failed in CI. Costs one interpreter start (~3 s)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate.clip.models", model, pretrained or ""],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode == CONFIG_ERROR_EXIT:
+        raise ConfigError(proc.stdout.strip())
+    if proc.returncode != 0:
+        raise RuntimeError(f"checking the CLIP weights failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
 def load_clip(model: str, pretrained: str | None, device: str) -> tuple[Any, Any, Any]:
     """(model in eval mode, image preprocess, tokenizer) on `device`."""
     import open_clip
@@ -89,3 +110,11 @@ def local_weight_files(model: str, pretrained: str | None) -> list[str]:
 
 def looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
+
+
+if __name__ == "__main__":  # python -m curate.clip.models MODEL PRETRAINED (see check_weights_in_child)
+    try:
+        check_weights(sys.argv[1], sys.argv[2] or None)
+    except ConfigError as err:
+        print(err)
+        sys.exit(CONFIG_ERROR_EXIT)

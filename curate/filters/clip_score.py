@@ -49,9 +49,9 @@ class ClipScore(Filter):
             raise ConfigError("clip_score.threads must be >= 0 (0 = the worker's CPUs / concurrency)")
 
     def preflight(self) -> None:
-        from curate.clip.models import check_weights, looks_like_path
+        from curate.clip.models import check_weights_in_child, looks_like_path
 
-        check_weights(self.model, self.pretrained)
+        check_weights_in_child(self.model, self.pretrained)  # the driver never imports torch (issue 8's bound)
         if self.pretrained and looks_like_path(self.pretrained):  # Ray workers on other nodes have another cwd
             self.pretrained = str(Path(self.pretrained).resolve())
 

@@ -3,12 +3,8 @@ status / error_message to our reject reasons. One img2dataset shard = one chunk 
 
 from __future__ import annotations
 
-import functools
-import importlib
 import logging
 import math
-import os
-import signal
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -19,7 +15,7 @@ import pyarrow.parquet as pq
 from curate.config import DownloadConfig
 from curate.io.atomic import write_parquet_atomic
 from curate.io.download_attempt import attempt_dir
-from curate.io.images import MAX_IMAGE_PIXELS
+from curate.io.download_job import DownloadJob, run_in_child
 from curate.io.url_policy import REFUSED_MARK, UrlPolicy, refusal_message
 
 log = logging.getLogger(__name__)
@@ -79,20 +75,19 @@ def policy_of(cfg: DownloadConfig) -> UrlPolicy:
     return UrlPolicy(allow_networks=cfg.allow_networks, allow_file_urls=cfg.allow_file_urls)
 
 
-def download(rows: pa.Table, raw_dir: Path, cfg: DownloadConfig, rows_per_chunk: int, base_url: str | None) -> None:
+def download(
+    rows: pa.Table,
+    raw_dir: Path,
+    cfg: DownloadConfig,
+    rows_per_chunk: int,
+    base_url: str | None,
+    *,
+    ray_address: str | None = None,
+) -> None:
     """Run img2dataset over all input rows; shards already finished are skipped (incremental mode).
 
-    Refused URLs (curate/io/url_policy.py) are never handed to img2dataset; `_urls.parquet` keeps why."""
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    # OpenCV decodes in img2dataset without PIL's bomb check: cap the pixels it allocates (read from the
-    # environment by every worker it spawns); past the cap imdecode raises and the row is image:too_large.
-    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(MAX_IMAGE_PIXELS)
-    from img2dataset import download as img2dataset_download
-
-    img2dataset_main = importlib.import_module("img2dataset.main")  # the module; the package exports a function
-
-    from curate.io.guarded_fetch import FetchLimits, GuardedDownloader
-
+    Refused URLs (curate/io/url_policy.py) are never handed to img2dataset; `_urls.parquet` keeps why.
+    img2dataset runs in a child process (curate/io/download_job.py), so this process never imports it."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     urls = rows.column("url").to_pylist()
     if base_url:  # relative entries of a served folder resolve against the loopback server
@@ -110,28 +105,21 @@ def download(rows: pa.Table, raw_dir: Path, cfg: DownloadConfig, rows_per_chunk:
         ),
     )
     num_chunks = math.ceil(rows.num_rows / rows_per_chunk)
-    limits = FetchLimits(policy=policy, deadline=float(cfg.deadline), max_bytes=cfg.max_image_bytes)
-    previous_sigint = signal.getsignal(signal.SIGINT)
-    original_downloader = img2dataset_main.Downloader
-    # img2dataset builds its Downloader itself; ours is the same class plus the fetch guards.
-    img2dataset_main.Downloader = functools.partial(GuardedDownloader, limits=limits)
-    try:
-        with attempt_dir(raw_dir) as attempt:
-            _run_img2dataset(
-                img2dataset_download,
-                raw_dir / URL_FILE,
-                attempt,
-                cfg,
+    with attempt_dir(raw_dir) as attempt:
+        run_in_child(
+            DownloadJob(
+                url_file=raw_dir / URL_FILE,
+                out=attempt,
+                cfg=cfg,
                 rows_per_chunk=rows_per_chunk,
                 num_chunks=num_chunks,
+                ray_address=ray_address,
+                log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             )
-    finally:
-        img2dataset_main.Downloader = original_downloader
-        # img2dataset installs a SIGINT handler that exits with status 0; restore ours so Ctrl-C still fails.
-        signal.signal(signal.SIGINT, previous_sigint)
+        )
 
 
-def _run_img2dataset(
+def run_img2dataset(
     img2dataset_download, url_file: Path, out: Path, cfg: DownloadConfig, *, rows_per_chunk: int, num_chunks: int
 ) -> None:
     img2dataset_download(

@@ -2,7 +2,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import make_batch
 
-from curate.clip.models import TINY_MODEL, check_weights
+from curate.clip.models import TINY_MODEL, check_weights, check_weights_in_child
 from curate.errors import ConfigError
 from curate.filters.clip_score import ClipScore
 
@@ -21,6 +21,14 @@ def test_missing_checkpoint_and_unknown_tag_are_clear_errors(tmp_path):
         check_weights(TINY_MODEL, None)
     with pytest.raises(ConfigError, match="not an open_clip model"):
         check_weights("ViT-Q-99", "openai")
+
+
+def test_the_filter_preflight_checks_weights_in_a_child_with_the_same_errors(tmp_path, tiny_clip):
+    with pytest.raises(ConfigError, match=r"^CLIP checkpoint .*missing.pt not found\. Point clip_score"):
+        check_weights_in_child(TINY_MODEL, str(tmp_path / "missing.pt"))
+    with pytest.raises(ConfigError, match="needs trained weights"):
+        ClipScore(model=TINY_MODEL, pretrained=None).preflight()
+    check_weights_in_child(TINY_MODEL, str(tiny_clip))  # real weights: no error
 
 
 def _demo_rows(demo_input, kinds, n):
