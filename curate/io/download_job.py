@@ -1,7 +1,7 @@
 """The img2dataset call of a download, in a process of its own (`python -m curate.io.download_job`).
 
 Why a process: importing img2dataset imports torch (through webdataset; a CUDA build here), and a Python
-process never gives imported modules back. In the `curate filter` driver that was ~0.9 GiB of RSS held
+process never gives imported modules back. In the `curate filter` driver that was ~0.7 GiB of RSS held
 for the whole filter phase, beside the CLIP worker's own torch (issue 8's 4 GiB bound failed in CI with the
 driver at 1.4 GiB). The child starts inside the attempt (curate/io/download_attempt.py), so it inherits the
 attempt marker: the watchdog kills it with img2dataset's workers when we die.
