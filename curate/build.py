@@ -1,4 +1,10 @@
-"""`curate build`: sources -> task builders -> per-task WebDataset shards + Parquet parts + stats.json.
+"""`curate build`: sources -> task builders -> per-task WebDataset shards + Parquet parts + stats, on Ray Data.
+
+Each source says how its records split into chunks (`Source.chunks`); a pool of Ray workers builds chunk after
+chunk, decoding and re-encoding images there, and writes the chunk's samples per task into spool parts. The
+driver holds only the chunk markers (counters). When every chunk is done, the spool is cut into fixed-size shards
+per task, in chunk order, so the output is the same however the chunks were scheduled, and a killed build resumes
+from its markers (issue 15).
 
 Every Example is checked against the format rules before it is written (a failure is a builder bug and stops
 the build). Records a builder cannot use are counted per task and reason, never dropped silently.
@@ -8,128 +14,54 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tarfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from curate.config import fingerprint, to_yaml
-from curate.errors import ConfigError
-from curate.io.atomic import write_atomic, write_bytes_atomic, write_parquet_atomic
+from curate.config import fingerprint, to_dict, to_yaml
+from curate.core.chunks import SPOOL_DIR, SpoolWriter, run_chunks
+from curate.core.run_folder import RunFolder, open_run, paths_digest
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
-from curate.io.tar import add_member
+from curate.ray_session import ray_session
 from curate.schema import SCHEMA_VERSION
+from curate.sources.base import Source
 from curate.stage2_config import BuildConfig
-from curate.tasks import TASKS, Example, Skip
-from curate.tasks.validate import check_sample
+from curate.tasks import TASKS, Skip
+from curate.tasks.output import SAMPLE_SCHEMA, sample_row, write_task_shards
 
 log = logging.getLogger(__name__)
-SAMPLE_SCHEMA = pa.schema(
-    [
-        ("schema_version", pa.int32()),
-        ("task", pa.string()),
-        ("source", pa.string()),
-        ("key", pa.string()),
-        ("images", pa.list_(pa.string())),
-        ("prefix", pa.string()),
-        ("target", pa.string()),
-        ("image", pa.binary()),  # JPEG bytes of images[0] (null for text-only or URL-only samples)
-    ]
-)
+STAGE = "build"
 
 
-class TaskWriter:
-    """Writes one task's samples as shards/shard-NNNNNN.tar + parquet/part-NNNNNN.parquet pairs of fixed size."""
-
-    def __init__(self, folder: Path, samples_per_shard: int) -> None:
-        self.folder, self.size = folder, samples_per_shard
-        self.buffer: list[tuple[dict[str, Any], bytes | None]] = []
-        self.shards = 0
-        self.samples = 0
-
-    def add(self, sample: dict[str, Any], image: bytes | None) -> None:
-        self.buffer.append((sample, image))
-        if len(self.buffer) == self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        name = f"{self.shards:06d}"
-        write_atomic(self.folder / "shards" / f"shard-{name}.tar", lambda tmp: _write_tar(tmp, self.buffer))
-        rows = [{**s, "image": img} for s, img in self.buffer]
-        table = pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
-        write_parquet_atomic(self.folder / "parquet" / f"part-{name}.parquet", table)
-        self.samples += len(self.buffer)
-        self.shards += 1
-        self.buffer = []
-
-
-def _write_tar(tmp: Path, samples: list[tuple[dict[str, Any], bytes | None]]) -> None:
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for sample, image in samples:
-            if image is not None:
-                add_member(tar, f"{sample['key']}.jpg", image)
-            add_member(tar, f"{sample['key']}.json", json.dumps(sample, ensure_ascii=False, sort_keys=True).encode())
-
-
-def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
-    """Build every task of every source; returns the stats written to stats.json."""
-    out = cfg.out_dir
-    started = time.time()
-    prepare_output(out, cfg, overwrite)
-    writers: dict[str, TaskWriter] = {}
-    skipped: dict[str, Counter] = defaultdict(Counter)
-    per_source: dict[str, Counter] = defaultdict(Counter)
-    tars = TarReader()
-    for source in cfg.sources:
-        builders = [TASKS[t]() for t in source.tasks]
-        records = 0
-        for record in source.records():
-            records += 1
-            image = _image_bytes(record, source.require_local_images, tars)
-            for builder in builders:
-                for item in builder(record):
-                    if isinstance(item, Skip):
-                        skipped[builder.name][item.reason] += 1
-                    elif isinstance(image, Skip) and item.images:
-                        skipped[builder.name][image.reason] += 1
-                    else:
-                        _write(item, None if isinstance(image, Skip) else image, writers, out, cfg)
-                        per_source[source.name][builder.name] += 1
-        log.info("source %s: %d records -> %s", source.name, records, dict(per_source[source.name]))
-    for writer in writers.values():
-        writer.flush()
-    stats = _stats(cfg, writers, skipped, per_source, time.time() - started)
-    write_bytes_atomic(out / "stats.json", json.dumps(stats, indent=2, ensure_ascii=False).encode())
-    write_bytes_atomic(out / "_SUCCESS", b"")
-    return stats
-
-
-def _write(example: Example, image: bytes | None, writers: dict[str, TaskWriter], out: Path, cfg: BuildConfig) -> None:
-    sample = example.to_json()
-    errors = check_sample(sample)
-    if errors:  # builders must only produce valid samples: a failure here is a bug, not bad data
-        raise RuntimeError(f"builder {example.task} produced an invalid sample {example.key}: {errors}")
-    if example.task not in writers:
-        writers[example.task] = TaskWriter(out / example.task, cfg.output.samples_per_shard)
-    writers[example.task].add(sample, image if example.images else None)
+def build_records(source: Source, records: Iterator[dict[str, Any]], tars: TarReader) -> Iterator[Any]:
+    """(task, row) for every sample built from `records`, or (task, Skip) for what a builder could not use; a
+    `None` task marks the end of each record. The one build loop: the Ray workers and the bench's bare loop."""
+    builders = [TASKS[t]() for t in source.tasks]
+    for record in records:
+        image = _image_bytes(record, source.require_local_images, tars)
+        for builder in builders:
+            for item in builder(record):
+                if isinstance(item, Skip):
+                    yield builder.name, item
+                elif isinstance(image, Skip) and item.images:
+                    yield builder.name, image
+                else:
+                    yield builder.name, sample_row(item, None if isinstance(image, Skip) else image)
+        yield None, None
 
 
 def _image_bytes(record: dict[str, Any], required: bool, tars: TarReader) -> bytes | Skip | None:
     """JPEG bytes of the record's image; a Skip when it is needed but missing or undecodable."""
     if "image" not in record:
         return None
-    if record.get("image_bytes") is not None:  # generated in memory (synthetic sources)
-        return to_jpeg(record["image_bytes"])
-    path = record.get("image_file")
-    if not path:
-        return Skip("image_not_local") if required else None
     try:
+        if record.get("image_bytes") is not None:  # generated in memory (synthetic sources) or read from a shard
+            return to_jpeg(record["image_bytes"])
+        path = record.get("image_file")
+        if not path:
+            return Skip("image_not_local") if required else None
         return to_jpeg(read_image_bytes(path, record.get("image_member"), tars))
     except FileNotFoundError:
         return Skip("image_not_found")
@@ -137,45 +69,80 @@ def _image_bytes(record: dict[str, Any], required: bool, tars: TarReader) -> byt
         return Skip("image_decode_error")
 
 
-def prepare_output(out: Path, cfg: Any, overwrite: bool) -> None:
-    """A build is cheap to redo: an unfinished one is cleared; a finished one with another config is refused."""
-    identity = fingerprint(cfg)
-    run_file = out / "build.json"
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
-    elif run_file.exists() and json.loads(run_file.read_text()).get("config") != identity:
-        raise ConfigError(f"{out} holds output of a different configuration; use --out DIR or --overwrite")
-    elif out.exists() and any(out.iterdir()) and not run_file.exists():
-        raise ConfigError(f"{out} exists and was not written by curate; choose another --out or use --overwrite")
-    if out.exists():
-        shutil.rmtree(out)  # same config: rebuild from scratch (deterministic), never mix two builds' shards
-    out.mkdir(parents=True)
-    write_bytes_atomic(run_file, json.dumps({"config": identity}).encode())
-    write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
+class BuildWorker:
+    """A Ray actor that builds whole chunks: records of one source chunk -> spool parts per task."""
+
+    def __init__(self, cfg: BuildConfig, out: str) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.tars = TarReader()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        chunk = int(batch["chunk"][0])
+        source_index, spec = json.loads(batch["spec"][0])
+        source = self.cfg.sources[source_index]
+        spool = SpoolWriter(self.out, STAGE, chunk, SAMPLE_SCHEMA)
+        skipped: dict[str, Counter] = defaultdict(Counter)
+        records = 0
+        for task, item in build_records(source, source.read_chunk(spec), self.tars):
+            if task is None:
+                records += 1
+            elif isinstance(item, Skip):
+                skipped[task][item.reason] += 1
+            else:
+                spool.add(task, item)
+        info = {"source": source.name, "records": records, "samples": spool.close(), "skipped": skipped}
+        return {"chunk": [chunk], "info": [json.dumps(info)]}
 
 
-def _stats(
-    cfg: BuildConfig,
-    writers: dict[str, TaskWriter],
-    skipped: dict[str, Counter],
-    per_source: dict[str, Counter],
-    elapsed: float,
-) -> dict[str, Any]:
-    tasks = sorted(set(writers) | set(skipped))
-    return {
+def chunk_specs(cfg: BuildConfig) -> list[Any]:
+    """[source index, chunk descriptor] for every chunk of every source, in source order."""
+    return [[i, chunk] for i, source in enumerate(cfg.sources) for chunk in source.chunks(cfg.records_per_chunk)]
+
+
+def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
+    """Build (or resume) every task of every source; returns the stats written to stats.json."""
+    started = time.time()
+    identity = {
+        "config": fingerprint(cfg),
+        "input": paths_digest(p for source in cfg.sources for p in source.input_paths()),
+    }
+    with open_run(cfg.out_dir, STAGE, identity, to_dict(cfg), to_yaml(cfg), overwrite=overwrite) as run:
+        if run.complete:
+            log.info("%s is a finished build of this config: nothing to do", cfg.out_dir)
+            return run.read_stats()
+        specs = chunk_specs(cfg)
+        log.info("build %s: %d sources in %d chunks", cfg.name, len(cfg.sources), len(specs))
+        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+            out = str(cfg.out_dir.resolve())
+            markers = run_chunks(run, STAGE, specs, BuildWorker, {"cfg": cfg, "out": out}, what="build")
+            shards = write_task_shards(cfg.out_dir.resolve(), STAGE, markers, cfg.output.samples_per_shard)
+        return _finish(run, cfg, markers, shards, time.time() - started)
+
+
+def _finish(run: RunFolder, cfg: BuildConfig, markers: dict, shards: dict[str, int], elapsed: float) -> dict:
+    samples: Counter = Counter()
+    skipped: dict[str, Counter] = defaultdict(Counter)
+    per_source: dict[str, Counter] = defaultdict(Counter)
+    for info in markers.values():
+        samples.update(info["samples"])
+        per_source[info["source"]].update(info["samples"])
+        for task, reasons in info["skipped"].items():
+            skipped[task].update(reasons)
+    tasks = sorted(set(samples) | set(skipped))
+    stats = {
         "schema_version": SCHEMA_VERSION,
         "name": cfg.name,
         "tasks": {
-            t: {
-                "samples": writers[t].samples if t in writers else 0,
-                "shards": writers[t].shards if t in writers else 0,
-                "skipped": dict(sorted(skipped[t].items())),
-            }
+            t: {"samples": samples[t], "shards": shards.get(t, 0), "skipped": dict(sorted(skipped[t].items()))}
             for t in tasks
         },
-        "sources": {s: dict(c) for s, c in per_source.items()},
+        "sources": {s.name: dict(sorted(per_source[s.name].items())) for s in cfg.sources if s.name in per_source},
+        "records": sum(info["records"] for info in markers.values()),
+        "chunks": len(markers),
         "elapsed_s": round(elapsed, 2),
     }
+    run.finish(stats, scratch=(SPOOL_DIR,))
+    return stats
 
 
 def summary_table(stats: dict[str, Any], out: Path) -> str:

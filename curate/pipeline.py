@@ -6,6 +6,7 @@ where it stopped. Shards are cut from the complete ledger only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -18,14 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate import run_state, stats
-from curate.config import FilterRunConfig, to_yaml
+from curate import stats
+from curate.config import FilterRunConfig, fingerprint, to_dict, to_yaml
+from curate.core.atomic import write_parquet_atomic
+from curate.core.run_folder import RunFolder, file_digest, open_run
 from curate.errors import ConfigError, FilterBugError, exception_chain
 from curate.filters.base import Filter, FilterChain
 from curate.io import download, ledger
-from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
 from curate.io.http_server import serve_directory
-from curate.io.inputs import INPUT_SCHEMA, chunk_rows, read_input
+from curate.io.inputs import INPUT_SCHEMA, chunk_rows, input_fingerprint, read_input
 from curate.io.local import probe_local_images, raw_local_table
 from curate.io.shards import write_shards
 from curate.ray_session import cluster_address, ray_session
@@ -40,14 +42,25 @@ def run_filter(cfg: FilterRunConfig, overwrite: bool = False) -> dict:
     active, skipped = _active_filters(cfg.filters)
     for f in active:
         f.preflight()  # missing weights etc. fail here, before Ray, downloads or the output dir
-    with run_state.exclusive(out):
-        return _run_locked(cfg, overwrite, active, skipped, started)
+    identity = {"config": fingerprint(cfg), "input": input_fingerprint(cfg.input), "models": models_digest(cfg)}
+    with open_run(out, "filter", identity, to_dict(cfg), to_yaml(cfg), overwrite=overwrite) as run:
+        return _run_locked(cfg, run, active, skipped, started)
 
 
-def _run_locked(cfg: FilterRunConfig, overwrite: bool, active: list[Filter], skipped: dict, started: float) -> dict:
+def models_digest(cfg: FilterRunConfig) -> str:
+    """Hash of the model files the filters load: retrained weights make a different run."""
+    digest = hashlib.sha256()
+    for f in cfg.filters:
+        for path in f.artifacts():
+            digest.update(f"{f.name}:{Path(path).name}".encode())
+            if Path(path).is_file():
+                digest.update(file_digest(Path(path)))
+    return digest.hexdigest()[:16]
+
+
+def _run_locked(cfg: FilterRunConfig, run: RunFolder, active: list[Filter], skipped: dict, started: float) -> dict:
     out = cfg.out_dir
-    resumed = run_state.prepare(cfg, overwrite)
-    write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
+    resumed = run.resumed
     rows = _load_input(cfg, out)
     num_chunks = max(1, math.ceil(rows.num_rows / cfg.input.rows_per_chunk))
     pending = [c for c in range(num_chunks) if not ledger.part_path(out, c).exists()]
@@ -82,7 +95,7 @@ def _run_locked(cfg: FilterRunConfig, overwrite: bool, active: list[Filter], ski
         },
     )
     stats.write(out, result)
-    run_state.mark_complete(out)
+    run.mark_complete()
     return result
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.config import OutputConfig, build_dataclass, build_named, read_yaml
+from curate.config import OutputConfig, RayConfig, build_dataclass, build_named, read_yaml
 from curate.errors import ConfigError
 
 
@@ -17,13 +17,17 @@ class BuildConfig:
 
     name: str
     sources: tuple[Any, ...]
+    records_per_chunk: int = 1000  # source records per unit of resumable work (one Ray task)
     output: OutputConfig = field(default_factory=OutputConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\ "):
             raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
         if not self.sources:
             raise ConfigError("sources must list at least one source")
+        if self.records_per_chunk < 1:
+            raise ConfigError("records_per_chunk must be >= 1")
 
     @property
     def out_dir(self) -> Path:
@@ -42,12 +46,14 @@ class OcrSynthConfig:
     zh_share: float = 0.5
     short_side: tuple[int, ...] = (448, 1024)  # canvas short side range in pixels
     backgrounds: tuple[str, ...] = ()  # image globs; empty = scikit-image's bundled photos (+ textures)
-    workers: int = 0  # processes; 0 = one per CPU core
+    workers: int = 0  # Ray workers rendering; 0 = one per CPU of the Ray cluster
+    documents_per_chunk: int = 50  # documents per unit of resumable work (one Ray task)
     output: OutputConfig = field(default_factory=OutputConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
-        if self.count < 1 or self.workers < 0:
-            raise ConfigError("count must be >= 1 and workers >= 0")
+        if self.count < 1 or self.workers < 0 or self.documents_per_chunk < 1:
+            raise ConfigError("count must be >= 1, workers >= 0 and documents_per_chunk >= 1")
         if not 0 <= self.zh_share <= 1:
             raise ConfigError("zh_share must be within [0, 1]")
         if len(self.short_side) != 2 or not 64 <= self.short_side[0] <= self.short_side[1]:
@@ -102,13 +108,17 @@ class MixConfig:
     )  # tasks sampled with replacement; others fail if too few
     seed: int = 0
     seq_len: int = 2048  # packed sequence capacity in tokens (paper §2.2)
+    window: int = 10000  # drawn samples packed together (best-fit decreasing within each window)
     tokenizer: str | None = None  # local Hugging Face tokenizer folder; None = byte-level offline default
     sft: SftConfig = field(default_factory=SftConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
         if not self.inputs or self.budget < 1 or self.seq_len < 300:
             raise ConfigError("inputs must be listed, budget >= 1, seq_len >= 300 (an image alone is 258 tokens)")
+        if self.window < 1:
+            raise ConfigError("window must be >= 1 (drawn samples packed together)")
         unknown = set(self.with_replacement) - {f.name for f in dataclasses.fields(TaskWeights)}
         if unknown:
             raise ConfigError(f"with_replacement names unknown task(s) {', '.join(sorted(unknown))}")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import __version__
-from curate.io.atomic import write_atomic, write_bytes_atomic
+from curate.core.atomic import write_atomic, write_bytes_atomic
 from curate.schema import SCHEMA_VERSION
 
 SCORE_COLUMNS = ("width", "height", "aspect_ratio", "caption_words", "lang_score", "clip_score")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.io.atomic import write_bytes_atomic
+from curate.core.atomic import write_bytes_atomic
 
 
 @dataclass

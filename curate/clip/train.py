@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from curate.clip.models import TINY_MODEL, register_project_configs
-from curate.io.atomic import write_atomic
+from curate.core.atomic import write_atomic
 from curate.io.images import decode_rgb
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image, ImageEnhance
 
-from curate.io.atomic import write_bytes_atomic, write_parquet_atomic
+from curate.core.atomic import write_bytes_atomic, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 CAPTIONS_FILE = Path(__file__).resolve().parent.parent / "assets" / "demo_captions.yaml"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curate.core.atomic import write_bytes_atomic
 from curate.inspect import plots
 from curate.inspect.sheet import Drawn, contact_sheet, html_sheet, png_bytes
 from curate.inspect.views import View, collect, sample
-from curate.io.atomic import write_bytes_atomic
 
 
 def views(paths: list[Path], *, task: str | None = None, status: str | None = None, n: int = 16,

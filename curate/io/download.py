@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.config import DownloadConfig
-from curate.io.atomic import write_parquet_atomic
+from curate.core.atomic import write_parquet_atomic
 from curate.io.download_attempt import attempt_dir
 from curate.io.download_job import DownloadJob, run_in_child
 from curate.io.url_policy import REFUSED_MARK, UrlPolicy, refusal_message

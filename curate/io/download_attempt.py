@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from multiprocessing import resource_tracker
 from pathlib import Path
 
-from curate.io.atomic import write_atomic
+from curate.core.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 # Blocks on stdin (our pipe) until it closes, i.e. until we finish or die, then kills the attempt's processes.

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curate.io.atomic import write_parquet_atomic
+from curate.core.atomic import write_parquet_atomic
 from curate.schema import LEDGER_SCHEMA, SCHEMA_VERSION
 
 LEDGER_DIR = "ledger"

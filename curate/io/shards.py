@@ -1,31 +1,26 @@
-"""Kept samples as WebDataset shards (<key>.jpg + <key>.json), fixed samples per shard, byte-reproducible.
+"""Kept samples of a filter run as shards (curate.core.shards): `<key>.jpg` + `<key>.json` in the tar, the same
+fields plus `image` in the parquet part beside it. Fixed samples per shard, byte-reproducible.
 
-Shards are cut from the complete ledger in row order, so a rerun writes identical files; each is written under
-a temp name and renamed, and shards already present are skipped.
+Shards are cut from the complete ledger in row order, so a rerun writes identical files; shards already present
+are skipped.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import tarfile
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.io.atomic import write_atomic
+from curate.core.shards import shard_done, write_shard
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
 from curate.io.ledger import read_ledger
-from curate.io.tar import add_member
-from curate.schema import SAMPLE_FIELDS
+from curate.schema import LEDGER_SCHEMA, SAMPLE_FIELDS
 
 log = logging.getLogger(__name__)
-SHARD_DIR = "shards"
-
-
-def shard_path(out: Path, index: int) -> Path:
-    return out / SHARD_DIR / f"shard-{index:06d}.tar"
+SHARD_SCHEMA = pa.schema([LEDGER_SCHEMA.field(name) for name in SAMPLE_FIELDS] + [pa.field("image", pa.binary())])
 
 
 def sample_json(row: dict) -> dict:
@@ -41,14 +36,17 @@ def write_shards(out: Path, samples_per_shard: int) -> int:
     tars = TarReader()
     written = 0
     for index in range(count):
-        path = shard_path(out, index)
-        if path.exists():
+        if shard_done(out, index):
             continue
-        rows = kept.slice(index * samples_per_shard, samples_per_shard).to_pylist()
-        write_atomic(path, lambda tmp, rows=rows: _write_tar(tmp, rows, tars))
+        rows = [
+            {**sample_json(row), "image": to_jpeg(read_image_bytes(row["image_path"], row["image_member"], tars))}
+            for row in kept.slice(index * samples_per_shard, samples_per_shard).to_pylist()
+        ]
+        write_shard(out, index, rows, SHARD_SCHEMA)
         written += 1
-    for stale in sorted((out / SHARD_DIR).glob("shard-*.tar"))[count:]:
-        stale.unlink()  # left by a run whose ledger had more kept rows: never mix two runs' shards
+    for sub, pattern in (("shards", "shard-*.tar"), ("parquet", "part-*.parquet")):
+        for stale in sorted((out / sub).glob(pattern))[count:]:
+            stale.unlink()  # left by a run whose ledger had more kept rows: never mix two runs' shards
     log.info(
         "shards: %d of %d written now (%d kept samples, %d per shard)",
         written,
@@ -57,12 +55,3 @@ def write_shards(out: Path, samples_per_shard: int) -> int:
         samples_per_shard,
     )
     return count
-
-
-def _write_tar(tmp: Path, rows: list[dict], tars: TarReader) -> None:
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for row in rows:
-            image = to_jpeg(read_image_bytes(row["image_path"], row["image_member"], tars))
-            meta = json.dumps(sample_json(row), ensure_ascii=False, sort_keys=True).encode()
-            add_member(tar, f"{row['key']}.jpg", image)
-            add_member(tar, f"{row['key']}.json", meta)

@@ -1,138 +1,133 @@
-"""`curate mix`: read task samples, draw a weighted mixture, pack each task into sequences, write shards, parquet,
-the stage-3 SFT JSON and the realized mixture table."""
+"""`curate mix`: index the task samples of the inputs, draw a weighted mixture, pack each task into sequences in
+windows, write sequence shards + parquet, the stage-3 SFT JSON and the realized mixture table (issue 15).
+
+The driver never holds image bytes or the pool's text: Ray workers index the input shards (`index/`), the draw
+and the packer work on id and length arrays (`plan.py`), and Ray workers write the output shards, fetching each
+drawn sample's bytes from its input shard. Every step is resumable: index parts and shards are per-chunk outputs
+with markers, the plan is rebuilt deterministically.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import tarfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from curate.build import prepare_output
-from curate.errors import ConfigError
-from curate.io.atomic import write_atomic, write_bytes_atomic, write_parquet_atomic
-from curate.io.tar import add_member
-from curate.mix.pack import Sequence, pack
-from curate.mix.sft import check_conversation, conversations
+from curate.config import fingerprint, to_dict, to_yaml
+from curate.core.atomic import write_bytes_atomic
+from curate.core.chunks import run_chunks
+from curate.core.run_folder import open_run, paths_digest
+from curate.core.shards import read_at, read_parquet
+from curate.mix import plan
+from curate.mix.index import INDEX_SCHEMA, IndexWorker, Pool, index_path, input_shards
+from curate.mix.sft import (
+    SFT_IMAGES,
+    caption_dialogues,
+    caption_sample,
+    check_conversation,
+    image_name,
+    question_conversation,
+    question_conversations,
+)
 from curate.mix.tokens import make_counter
+from curate.mix.write import MixWriter
+from curate.ray_session import ray_session
 from curate.stage2_config import MixConfig
 
 log = logging.getLogger(__name__)
-SEQUENCE_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("task", pa.string()),
-        ("tokens", pa.int32()),
-        ("sample_keys", pa.list_(pa.string())),
-        ("sources", pa.list_(pa.string())),
-        ("prefixes", pa.list_(pa.string())),
-        ("targets", pa.list_(pa.string())),
-        ("images", pa.list_(pa.list_(pa.string()))),
-        ("boundaries", pa.list_(pa.list_(pa.int32()))),  # [start, length] of each sample, in tokens
-        ("image_bytes", pa.list_(pa.binary())),  # images[i][0] bytes of sample i (null when it has none)
-    ]
-)
-
-
-def load_pool(inputs: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
-    """Every task sample (with its image bytes) under the input dirs, grouped by task, in a stable order."""
-    pool: dict[str, list[dict[str, Any]]] = {}
-    for folder in inputs:
-        parts = sorted(Path(folder).glob("*/parquet/part-*.parquet"))
-        if not parts:
-            raise ConfigError(f"mix input {folder} holds no <task>/parquet/part-*.parquet (run curate build/ocr)")
-        for part in parts:
-            for row in pq.read_table(part).to_pylist():
-                pool.setdefault(row["task"], []).append(row)
-    return pool
-
-
-def packable(pool: dict[str, list], lengths: dict[str, list[int]], seq_len: int) -> tuple[dict, dict[str, int]]:
-    """The pool without samples longer than a sequence (they can never be packed, and are never cut: a cut
-    could split an image span), and how many each task lost."""
-    kept = {t: [s for s, n in zip(pool[t], lengths[t], strict=True) if n <= seq_len] for t in pool}
-    kept_lengths = {t: [n for n in lengths[t] if n <= seq_len] for t in pool}
-    dropped = {t: len(pool[t]) - len(kept[t]) for t in pool if len(pool[t]) != len(kept[t])}
-    return (kept, kept_lengths), dropped
-
-
-def plan(pool: dict[str, list], cfg: MixConfig) -> tuple[dict[str, int], dict[str, float]]:
-    """Samples to draw per present task (largest remainder, summing to the budget) and the missing tasks."""
-    weights = dataclasses.asdict(cfg.weights)
-    present = {t: w for t, w in weights.items() if w > 0 and pool.get(t)}
-    missing = {t: w for t, w in weights.items() if w > 0 and not pool.get(t)}
-    if not present:
-        raise ConfigError(f"no input holds samples of a weighted task ({', '.join(weights)})")
-    total = sum(present.values())
-    exact = {t: cfg.budget * w / total for t, w in present.items()}
-    counts = {t: int(v) for t, v in exact.items()}
-    for t in sorted(exact, key=lambda t: exact[t] - counts[t], reverse=True)[: cfg.budget - sum(counts.values())]:
-        counts[t] += 1
-    for t, n in counts.items():
-        if t not in cfg.with_replacement and n > len(pool[t]):
-            raise ConfigError(
-                f"task {t} has {len(pool[t])} samples but the mixture needs {n}: add it to "
-                "with_replacement or lower the budget"
-            )
-    return counts, missing
-
-
-def draw(pool: dict[str, list], counts: dict[str, int], cfg: MixConfig) -> dict[str, list[int]]:
-    """Pool indexes per task: seeded per (seed, task) so one task's draw never shifts another's."""
-    chosen = {}
-    for i, (task, n) in enumerate(sorted(counts.items())):
-        rng = np.random.default_rng([cfg.seed, i])
-        size = len(pool[task])
-        picks = rng.integers(0, size, n) if task in cfg.with_replacement else rng.permutation(size)[:n]
-        chosen[task] = [int(p) for p in picks]
-    return chosen
 
 
 def run_mix(cfg: MixConfig, overwrite: bool = False) -> dict[str, Any]:
-    out = cfg.out_dir
-    counter = make_counter(cfg.tokenizer)
-    raw_pool = load_pool(cfg.inputs)
-    raw_lengths = {t: [counter.count(s["prefix"] + s["target"]) for s in samples] for t, samples in raw_pool.items()}
-    (pool, lengths), unpackable = packable(raw_pool, raw_lengths, cfg.seq_len)
-    counts, missing = plan(pool, cfg)
-    prepare_output(out, cfg, overwrite)
-    chosen = draw(pool, counts, cfg)
-    packed: list[tuple[str, Sequence]] = []
-    table: dict[str, dict[str, Any]] = {}
-    for task, picks in chosen.items():
-        sequences, _ = pack([lengths[task][p] for p in picks], cfg.seq_len)
-        packed += [(task, s) for s in sequences]
-        used = sum(s.tokens for s in sequences)
+    started = time.time()
+    counter = make_counter(cfg.tokenizer)  # a bad tokenizer path fails here, before Ray
+    shards = input_shards(cfg.inputs)
+    models = paths_digest([cfg.tokenizer]) if cfg.tokenizer else ""
+    identity = {"config": fingerprint(cfg), "input": paths_digest(cfg.inputs), "models": models}
+    with open_run(cfg.out_dir, "mix", identity, to_dict(cfg), to_yaml(cfg), overwrite=overwrite) as run:
+        if run.complete:
+            log.info("%s is a finished mixture of this config: nothing to do", cfg.out_dir)
+            return run.read_stats()
+        out = cfg.out_dir.resolve()
+        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+            kwargs = {"out": str(out), "tokenizer": cfg.tokenizer}
+            markers = run_chunks(run, "index", shards, IndexWorker, kwargs, what="mix index")
+            pool = Pool(out, len(shards), cfg.seq_len)
+            table, missing, specs, tasks = _plan(out, pool, cfg)
+            kwargs = {"out": str(out), "tasks": tasks, "offsets": pool.offsets.tolist()}
+            run_chunks(run, "write", specs, MixWriter, kwargs, what="mix shards")
+        sft = write_sft(out, len(markers), cfg)
+        stats = _stats(cfg, table, missing, tokenizer=counter.name, sft=sft, elapsed=time.time() - started)
+        run.finish(stats, scratch=(plan.PLAN_DIR,))
+        return stats
+
+
+def _plan(out: Path, pool: Pool, cfg: MixConfig) -> tuple[dict, dict, list, list[str]]:
+    """Counts, draw and windowed packing per task; (mixture table, missing tasks, shard specs, task names)."""
+    counts, missing = plan.task_counts(pool, cfg)
+    chosen = plan.draw(pool, counts, cfg)
+    table = {}
+    for task in sorted(chosen):
+        packed = plan.pack_task(out, task, pool, chosen[task], cfg)
         table[task] = {
-            "samples": len(picks),
-            "pool": len(pool[task]),
-            "unpackable": unpackable.get(task, 0),
-            "sequences": len(sequences),
-            "tokens": used,
-            "efficiency": round(used / (len(sequences) * cfg.seq_len), 4) if sequences else 0.0,
+            "samples": packed["samples"],
+            "pool": pool.size(task),
+            "unpackable": pool.unpackable.get(task, 0),
+            "image_missing": pool.image_missing.get(task, 0),
+            "sequences": packed["sequences"],
+            "tokens": packed["tokens"],
+            "efficiency": round(packed["tokens"] / (packed["sequences"] * cfg.seq_len), 4)
+            if packed["sequences"]
+            else 0.0,
         }
-    order = np.random.default_rng(cfg.seed).permutation(len(packed))  # tasks interleave in the final order
-    _write_sequences(out, [packed[i] for i in order], pool, chosen, cfg.output.samples_per_shard)
-    sft = list(
-        conversations([s for t in sorted(pool) for s in pool[t]], cfg.sft.conversations, cfg.seed, cfg.sft.max_turns)
-    )
-    bad = [item["id"] for item in sft if check_conversation(item)]
+        log.info("mix %s: %d samples -> %d sequences", task, packed["samples"], packed["sequences"])
+    tasks = sorted(table)
+    labels = plan.interleave({t: table[t]["sequences"] for t in tasks}, cfg.seed)
+    return table, missing, plan.shard_specs(labels, tasks, cfg.output.samples_per_shard), tasks
+
+
+def _index_rows(out: Path, parts: int, tasks: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Index rows of the given tasks whose image bytes exist, part by part (one row group in memory)."""
+    columns = [c for c in INDEX_SCHEMA.names if c != "tokens"]
+    for part in range(parts):
+        for row in read_parquet(index_path(out, part), columns):
+            if row["task"] in tasks and row["images"] and row["image_offset"] >= 0:
+                yield row
+
+
+def write_sft(out: Path, parts: int, cfg: MixConfig) -> int:
+    """sft.json and its images (sft_images/): question conversations first, then two-picture caption dialogues,
+    up to cfg.sft.conversations; returns how many."""
+    count = cfg.sft.conversations
+    items, images = [], {}
+    if count:
+        questions = question_conversations(_index_rows(out, parts, ("vqa", "ref_grounding")), cfg.sft.max_turns)
+        for row, pairs in questions:
+            if len(items) >= count:
+                break
+            items.append(question_conversation(len(items) + 1, image_name(row), pairs))
+            images[image_name(row)] = row
+        if len(items) < count:
+            captions = caption_sample(_index_rows(out, parts, ("caption",)), 4 * (count - len(items)), cfg.seed)
+            for convo, row_a, row_b in caption_dialogues(captions, len(items), count, cfg.seed):
+                items.append(convo)
+                images |= {image_name(row_a): row_a, image_name(row_b): row_b}
+    bad = [item["id"] for item in items if check_conversation(item)]
     if bad:
         raise RuntimeError(f"SFT conversations break the finetune rules: {bad[:5]}")
-    write_bytes_atomic(out / "sft.json", json.dumps(sft, ensure_ascii=False, indent=1).encode())
-    stats = _stats(cfg, table, missing, counter.name, len(sft))
-    write_bytes_atomic(out / "stats.json", json.dumps(stats, indent=2).encode())
-    write_bytes_atomic(out / "_SUCCESS", b"")
-    return stats
+    for name, row in sorted(images.items()):
+        if not (out / name).exists():
+            write_bytes_atomic(out / name, read_at(row["shard"], row["image_offset"], row["image_size"]))
+    write_bytes_atomic(out / "sft.json", json.dumps(items, ensure_ascii=False, indent=1).encode())
+    return len(items)
 
 
-def _stats(cfg: MixConfig, table: dict[str, dict], missing: dict[str, float], tokenizer: str, sft: int) -> dict:
+def _stats(
+    cfg: MixConfig, table: dict, missing: dict[str, float], *, tokenizer: str, sft: int, elapsed: float
+) -> dict:
     samples = sum(r["samples"] for r in table.values()) or 1
     for row in table.values():
         row["share"] = round(row["samples"] / samples, 4)
@@ -145,53 +140,16 @@ def _stats(cfg: MixConfig, table: dict[str, dict], missing: dict[str, float], to
         "name": cfg.name,
         "seed": cfg.seed,
         "seq_len": cfg.seq_len,
+        "window": cfg.window,
         "tokenizer": tokenizer,
         "tasks": dict(sorted(table.items())),
         "missing_tasks": missing,
         "packing_efficiency": round(sum(r["tokens"] for r in table.values()) / capacity, 4) if capacity else 0.0,
+        "sequences": sum(r["sequences"] for r in table.values()),
         "sft_conversations": sft,
+        "sft_images": SFT_IMAGES,
+        "elapsed_s": round(elapsed, 2),
     }
-
-
-def _write_sequences(
-    out: Path, packed: list[tuple[str, Sequence]], pool: dict[str, list], chosen: dict[str, list[int]], per_shard: int
-) -> None:
-    for start in range(0, len(packed), per_shard):
-        shard = start // per_shard
-        rows = [
-            _sequence_row(f"seq-{start + i:08d}", task, seq, [pool[task][chosen[task][j]] for j in seq.items])
-            for i, (task, seq) in enumerate(packed[start : start + per_shard])
-        ]
-        write_atomic(out / "shards" / f"shard-{shard:06d}.tar", lambda tmp, rows=rows: _write_tar(tmp, rows))
-        write_parquet_atomic(
-            out / "parquet" / f"part-{shard:06d}.parquet", pa.Table.from_pylist(rows, schema=SEQUENCE_SCHEMA)
-        )
-
-
-def _sequence_row(key: str, task: str, seq: Sequence, samples: list[dict]) -> dict[str, Any]:
-    return {
-        "key": key,
-        "task": task,
-        "tokens": seq.tokens,
-        "sample_keys": [s["key"] for s in samples],
-        "sources": [s["source"] for s in samples],
-        "prefixes": [s["prefix"] for s in samples],
-        "targets": [s["target"] for s in samples],
-        "images": [s["images"] for s in samples],
-        "boundaries": [list(b) for b in seq.boundaries()],
-        "image_bytes": [s["image"] for s in samples],
-    }
-
-
-def _write_tar(tmp: Path, rows: list[dict[str, Any]]) -> None:
-    """One WebDataset sample per sequence: <key>.json (all but bytes) + <key>.<i>.jpg per sample image."""
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for row in rows:
-            meta = {k: v for k, v in row.items() if k != "image_bytes"}
-            add_member(tar, f"{row['key']}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())
-            for i, image in enumerate(row["image_bytes"]):
-                if image is not None:
-                    add_member(tar, f"{row['key']}.{i}.jpg", image)
 
 
 def mixture_table(stats: dict[str, Any]) -> str:
@@ -207,6 +165,13 @@ def mixture_table(stats: dict[str, Any]) -> str:
         )
     for task, weight in stats["missing_tasks"].items():
         lines.append(f"  {task:<18}{'0':>9}   (weight {weight}: no input holds {task} samples; shares renormalized)")
+    left_out = {
+        t: {k: r[k] for k in ("unpackable", "image_missing") if r.get(k)}
+        for t, r in stats["tasks"].items()
+        if r.get("unpackable") or r.get("image_missing")
+    }
+    if left_out:
+        lines.append(f"  left out of the pool (longer than seq_len, or image bytes missing): {left_out}")
     lines.append(
         f"  packing efficiency {stats['packing_efficiency']:.1%}; {stats['sft_conversations']} SFT "
         "conversations in sft.json"

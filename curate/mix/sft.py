@@ -1,5 +1,7 @@
 """Stage-3 SFT export in Qwen-VL's finetune JSON (QWENVL_FORMAT.md §4.5, §5): multi-turn conversations about
-one image, and conversations that bring in a second picture, built from stage-2 task samples.
+one image, and conversations that bring in a second picture, built from stage-2 task samples as they stream
+past (memory: one image's questions, and a fixed-size sample of captions). Their images are written beside
+sft.json (`sft_images/`), so every `<img>` path resolves to a file of the output.
 
 Picture numbers run across the whole conversation (`Picture 1: <img>a</img>\\n`, later `Picture 2: …`), as
 web_demo_mm.py keeps a conversation-global index.
@@ -7,9 +9,9 @@ web_demo_mm.py keeps a conversation-global index.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ FORBIDDEN = re.compile(r"<\|(?:endoftext|im_start|im_end|extra_\d+)\|>|<imgpad>"
 PICTURE = re.compile(r"Picture (\d+): <img>(.*?)</img>\n")
 DESCRIBE = {"English": "Describe this picture.", "Chinese": "描述这张图片。"}
 FOLLOW_UP = {"English": "And this one?", "Chinese": "那这张呢？"}
+SFT_IMAGES = "sft_images"  # the conversations' images, in the mix output beside sft.json
 
 
 def _answer(target: str) -> str:
@@ -33,55 +36,87 @@ def _picture(n: int, image: str) -> str:
     return f"Picture {n}: {qwen.img(image)}\n"
 
 
-def question_turns(samples: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
-    """(question, answer) pairs per image from VQA and referring-grounding samples."""
-    turns: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for s in samples:
-        if s["task"] == "vqa" and (m := QUESTION.match(s["prefix"])):
-            turns[m["image"]].append((m["question"].strip(), _answer(s["target"])))
-        elif s["task"] == "ref_grounding" and (m := REF_PREFIX.match(s["prefix"])):
-            answer = qwen.ref(m["expression"]) + _answer(s["target"])  # README chat form: <ref>x</ref><box>…</box>
-            turns[m["image"]].append((f"Find {m['expression']} in the picture.", answer))
-    return turns
+def _question(row: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(image, question, answer) of a VQA or referring-grounding sample, else None."""
+    if row["task"] == "vqa" and (m := QUESTION.match(row["prefix"])):
+        return m["image"], m["question"].strip(), _answer(row["target"])
+    if row["task"] == "ref_grounding" and (m := REF_PREFIX.match(row["prefix"])):
+        answer = qwen.ref(m["expression"]) + _answer(row["target"])  # README chat form: <ref>x</ref><box>…</box>
+        return m["image"], f"Find {m['expression']} in the picture.", answer
+    return None
 
 
-def conversations(samples: list[dict[str, Any]], count: int, seed: int, max_turns: int = 4) -> Iterator[dict]:
-    """Up to `count` conversations: several questions about one image, then two-picture caption dialogues."""
+def question_conversations(rows: Iterable[dict[str, Any]], max_turns: int) -> Iterator[tuple[dict, list[tuple]]]:
+    """(row of the image, [(question, answer)]) for each run of consecutive VQA / referring samples about one
+    image with at least two questions (builders emit an image's questions together). Memory: one run."""
+    image, first, pairs = None, None, []
+    for row in rows:
+        parsed = _question(row)
+        if parsed is None:
+            continue
+        if parsed[0] != image:
+            if len(pairs) >= 2:
+                yield first, pairs[:max_turns]
+            image, first, pairs = parsed[0], row, []
+        pairs.append(parsed[1:])
+    if len(pairs) >= 2:
+        yield first, pairs[:max_turns]
+
+
+def caption_sample(rows: Iterable[dict[str, Any]], size: int, seed: int) -> list[tuple[dict, str, str]]:
+    """A seeded uniform sample (reservoir) of `size` captions as (row, language, caption): memory is `size`."""
     rng = np.random.default_rng(seed)
-    made = 0
-    turns = question_turns(samples)
-    for image in sorted(turns):
-        pairs = turns[image][:max_turns]
-        if len(pairs) < 2 or made >= count:
+    chosen: list[tuple[dict, str, str]] = []
+    seen = 0
+    for row in rows:
+        m = CAPTION_PREFIX.match(row["prefix"]) if row["task"] == "caption" else None
+        if not m:
             continue
-        convo = []
-        for i, (question, answer) in enumerate(pairs):
-            convo += [
-                {"from": "user", "value": (_picture(1, image) if i == 0 else "") + question},
-                {"from": "assistant", "value": answer},
-            ]
-        made += 1
-        yield {"id": f"identity_{made}", "conversations": convo}
-    captions = [
-        (m["image"], m["lang"], _answer(s["target"]))
-        for s in samples
-        if s["task"] == "caption" and (m := CAPTION_PREFIX.match(s["prefix"]))
-    ]
-    order = rng.permutation(len(captions)) if captions else []
+        seen += 1
+        item = (row, m["lang"], _answer(row["target"]))
+        if len(chosen) < size:
+            chosen.append(item)
+        elif (j := int(rng.integers(seen))) < size:
+            chosen[j] = item
+    return chosen
+
+
+def question_conversation(n: int, image: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    convo = []
+    for i, (question, answer) in enumerate(pairs):
+        convo += [
+            {"from": "user", "value": (_picture(1, image) if i == 0 else "") + question},
+            {"from": "assistant", "value": answer},
+        ]
+    return {"id": f"identity_{n}", "conversations": convo}
+
+
+def caption_dialogues(captions: list[tuple[dict, str, str]], start: int, count: int, seed: int) -> Iterator[tuple]:
+    """(conversation, row a, row b): two pictures of the same caption language, described one after the other;
+    numbered from `start` + 1 while fewer than `count` are made. Images are named by `image_name(row)`."""
+    order = np.random.default_rng(seed).permutation(len(captions)) if captions else []
+    made = start
     for a, b in zip(order[0::2], order[1::2], strict=False):
-        (img_a, lang, cap_a), (img_b, lang_b, cap_b) = captions[a], captions[b]
-        if made >= count or img_a == img_b or lang != lang_b:
+        (row_a, lang, cap_a), (row_b, lang_b, cap_b) = captions[a], captions[b]
+        if made >= count or row_a["images"][0] == row_b["images"][0] or lang != lang_b:
             continue
         made += 1
-        yield {
+        convo = {
             "id": f"identity_{made}",
             "conversations": [
-                {"from": "user", "value": _picture(1, img_a) + DESCRIBE[lang]},
+                {"from": "user", "value": _picture(1, image_name(row_a)) + DESCRIBE[lang]},
                 {"from": "assistant", "value": cap_a},
-                {"from": "user", "value": _picture(2, img_b) + FOLLOW_UP[lang]},
+                {"from": "user", "value": _picture(2, image_name(row_b)) + FOLLOW_UP[lang]},
                 {"from": "assistant", "value": cap_b},
             ],
         }
+        yield convo, row_a, row_b
+
+
+def image_name(row: dict[str, Any]) -> str:
+    """Where a conversation's image is written in the mix output (relative to it): named by a hash of the
+    sample's image path, so questions about one image share one file and any path fits the 256-byte limit."""
+    return f"{SFT_IMAGES}/{hashlib.sha1(row['images'][0].encode()).hexdigest()}.jpg"
 
 
 def check_conversation(item: dict[str, Any]) -> list[str]:

@@ -1,26 +1,30 @@
-"""`curate ocr`: render documents in parallel processes and write them as `ocr` task shards."""
+"""`curate ocr`: render synthetic documents on Ray workers, chunk by chunk (document index ranges), and write them
+as `ocr` task shards. A killed run resumes from its chunk markers; documents depend on (seed, index) only, so the
+output is the same however the chunks were scheduled (issue 15)."""
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from curate.build import TaskWriter, prepare_output
-from curate.io.atomic import write_bytes_atomic
+from curate.config import fingerprint, to_dict, to_yaml
+from curate.core.chunks import SPOOL_DIR, SpoolWriter, cpu_slots, run_chunks
+from curate.core.run_folder import open_run, paths_digest
 from curate.ocr.corpus import Corpus
 from curate.ocr.fonts import available_fonts
 from curate.ocr.render import Document, Renderer, RenderSettings, load_backgrounds
+from curate.ray_session import ray_session
 from curate.stage2_config import OcrSynthConfig
-from curate.tasks import Example, Skip
+from curate.tasks import Skip
 from curate.tasks.ocr import Ocr
-from curate.tasks.validate import check_sample
+from curate.tasks.output import SAMPLE_SCHEMA, sample_row, write_task_shards
 
 log = logging.getLogger(__name__)
-_RENDERER: Renderer | None = None  # one per worker process
+STAGE = "ocr"
 
 
 def make_renderer(cfg: OcrSynthConfig) -> Renderer:
@@ -33,14 +37,36 @@ def make_renderer(cfg: OcrSynthConfig) -> Renderer:
     return Renderer(settings, available_fonts(), corpora, load_backgrounds(cfg.backgrounds))
 
 
-def _init_worker(cfg: OcrSynthConfig) -> None:
-    global _RENDERER  # noqa: PLW0603 - the per-process renderer (fonts, corpora, backgrounds loaded once)
-    _RENDERER = make_renderer(cfg)
+class OcrWorker:
+    """A Ray actor that renders whole chunks of documents (fonts, corpora and backgrounds loaded once)."""
 
+    def __init__(self, cfg: OcrSynthConfig, out: str) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.renderer = make_renderer(cfg)
+        self.builder = Ocr()
 
-def _render(args: tuple[int, int]) -> Document:
-    assert _RENDERER is not None
-    return _RENDERER.render(*args)
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        chunk = int(batch["chunk"][0])
+        start, stop = json.loads(batch["spec"][0])
+        began = time.perf_counter()
+        spool = SpoolWriter(self.out, STAGE, chunk, SAMPLE_SCHEMA)
+        languages, skipped = {"en": 0, "zh": 0}, 0
+        for index in range(start, stop):
+            doc = self.renderer.render(self.cfg.seed, index)
+            languages[doc.language] += 1
+            for item in self.builder(document_record(doc, index)):
+                if isinstance(item, Skip):
+                    skipped += 1
+                else:
+                    spool.add(item.task, sample_row(item, doc.image))
+        info = {
+            "documents": stop - start,
+            "samples": spool.close(),
+            "languages": languages,
+            "skipped_lines": skipped,
+            "seconds": time.perf_counter() - began,
+        }
+        return {"chunk": [chunk], "info": [json.dumps(info)]}
 
 
 def document_record(doc: Document, index: int, source: str = "synthdog") -> dict[str, Any]:
@@ -56,50 +82,46 @@ def document_record(doc: Document, index: int, source: str = "synthdog") -> dict
 
 
 def run_ocr(cfg: OcrSynthConfig, overwrite: bool = False) -> dict[str, Any]:
-    """Render cfg.count documents and write them as OCR samples; returns stats (also in stats.json)."""
-    available_fonts()  # fail fast on missing fonts, before any process starts
+    """Render cfg.count documents (or the ones a killed run left) as OCR samples; returns stats (stats.json)."""
+    available_fonts()  # fail fast on missing fonts, before Ray starts
     make_renderer(cfg)  # and on missing corpora
-    out = cfg.out_dir
-    prepare_output(out, cfg, overwrite)  # deterministic: an unfinished run is simply redone
-    workers = cfg.workers or os.cpu_count() or 1
-    writer = TaskWriter(out / "ocr", cfg.output.samples_per_shard)
-    builder, languages, skipped, started = Ocr(), {"en": 0, "zh": 0}, 0, time.time()
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(cfg,)) as pool:
-        jobs = ((cfg.seed, i) for i in range(cfg.count))
-        first_done = None
-        for index, doc in enumerate(pool.map(_render, jobs, chunksize=4)):
-            first_done = first_done or time.time()  # throughput excludes worker start-up (fonts, corpora)
-            languages[doc.language] += 1
-            for item in builder(document_record(doc, index)):
-                if isinstance(item, Skip):
-                    skipped += 1
-                    continue
-                _write(item, doc.image, writer)
-            if (index + 1) % 100 == 0:
-                log.info("ocr: %d/%d documents", index + 1, cfg.count)
-    writer.flush()
-    finished = time.time()
-    elapsed = finished - started
-    steady = (cfg.count - 1) / (finished - first_done) if cfg.count > 1 and finished > first_done else 0.0
-    stats = {
+    started = time.time()
+    inputs = [*cfg.corpus_en, *cfg.corpus_zh, *cfg.backgrounds]
+    identity = {"config": fingerprint(cfg), "input": paths_digest(p for g in inputs for p in sorted(glob.glob(g)))}
+    with open_run(cfg.out_dir, STAGE, identity, to_dict(cfg), to_yaml(cfg), overwrite=overwrite) as run:
+        if run.complete:
+            log.info("%s is a finished ocr run of this config: nothing to do", cfg.out_dir)
+            return run.read_stats()
+        size = cfg.documents_per_chunk
+        specs = [[start, min(start + size, cfg.count)] for start in range(0, cfg.count, size)]
+        with ray_session(cfg.ray.address, cfg.ray.num_cpus):
+            out = cfg.out_dir.resolve()
+            workers = cfg.workers or cpu_slots()
+            markers = run_chunks(
+                run, STAGE, specs, OcrWorker, {"cfg": cfg, "out": str(out)}, what="ocr", concurrency=workers
+            )
+            shards = write_task_shards(out, STAGE, markers, cfg.output.samples_per_shard)
+        stats = _stats(cfg, markers, shards, workers, time.time() - started)
+        run.finish(stats, scratch=(SPOOL_DIR,))
+        return stats
+
+
+def _stats(cfg: OcrSynthConfig, markers: dict, shards: dict[str, int], workers: int, elapsed: float) -> dict:
+    languages = {"en": 0, "zh": 0}
+    for info in markers.values():
+        for lang, n in info["languages"].items():
+            languages[lang] += n
+    seconds = sum(info["seconds"] for info in markers.values())
+    return {
         "name": cfg.name,
-        "documents": cfg.count,
-        "samples": writer.samples,
-        "shards": writer.shards,
+        "documents": sum(info["documents"] for info in markers.values()),
+        "samples": sum(info["samples"].get("ocr", 0) for info in markers.values()),
+        "shards": shards.get("ocr", 0),
         "languages": languages,
-        "skipped_lines": skipped,
+        "skipped_lines": sum(info["skipped_lines"] for info in markers.values()),
         "workers": workers,
+        "chunks": len(markers),
         "elapsed_s": round(elapsed, 2),
-        "documents_per_s_per_core": round(steady / workers, 2),
+        # rendering time inside the workers: Ray start-up and the shard cut are not in it
+        "documents_per_s_per_core": round(cfg.count / seconds, 2) if seconds else 0.0,
     }
-    write_bytes_atomic(out / "stats.json", json.dumps(stats, indent=2).encode())
-    write_bytes_atomic(out / "_SUCCESS", b"")
-    return stats
-
-
-def _write(example: Example, image: bytes, writer: TaskWriter) -> None:
-    sample = example.to_json()
-    errors = check_sample(sample)
-    if errors:
-        raise RuntimeError(f"synthetic OCR sample {example.key} is invalid: {errors}")
-    writer.add(sample, image)

@@ -1,7 +1,9 @@
-"""The source abstraction: a dataclass of paths that yields records for some task builders."""
+"""The source abstraction: a dataclass of paths that yields records for some task builders, and says how its
+records split into chunks that Ray workers read on their own (issue 15)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,21 @@ class Source:
 
     def records(self) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
+
+    def chunks(self, size: int) -> list[Any]:
+        """JSON-able chunk descriptors, in record order, each of about `size` records. The default counts the
+        records once and cuts index ranges; sources whose records are cheap to address override it."""
+        count = sum(1 for _ in self.records())
+        return [[start, min(start + size, count)] for start in range(0, count, size)]
+
+    def read_chunk(self, chunk: Any) -> Iterator[dict[str, Any]]:
+        """The records of one chunk descriptor (run in a Ray worker)."""
+        start, stop = chunk
+        return itertools.islice(self.records(), start, stop)
+
+    def input_paths(self) -> list[str]:
+        """Files and folders whose content defines the records (the run identity)."""
+        return self.required_paths()
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

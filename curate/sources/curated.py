@@ -1,23 +1,20 @@
-"""Kept pairs of a `curate filter` run (its ledger + shards) as captioning records."""
+"""Kept pairs of a `curate filter` run (its shards) as captioning records."""
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pyarrow.compute as pc
-
+from curate.core.shards import output_files, read_tar
 from curate.errors import ConfigError
-from curate.io.ledger import read_ledger
 from curate.sources.base import Source
 
 
 @dataclass(frozen=True, kw_only=True)
 class Curated(Source):
-    """A finished filter run's output dir: one record per kept row, image bytes from its shards."""
+    """A finished filter run's output dir: one record per kept sample of its shards (caption and image bytes)."""
 
     kind: ClassVar[str] = "curated"
     allowed_tasks: ClassVar[tuple[str, ...]] = ("caption",)
@@ -30,20 +27,26 @@ class Curated(Source):
                 f"source curated: {self.run} is not a finished filter run (no _SUCCESS); run `curate filter` first"
             )
 
+    def required_paths(self) -> list[str]:
+        return [self.run]
+
+    def input_paths(self) -> list[str]:
+        return [str(Path(self.run) / name) for name in ("run.json", "stats.json", "shards")]
+
     def records(self) -> Iterator[dict[str, Any]]:
-        ledger = read_ledger(Path(self.run), ["key", "caption", "reject_reason"])
-        kept = ledger.filter(pc.is_null(ledger.column("reject_reason")))
-        captions = dict(zip(kept.column("key").to_pylist(), kept.column("caption").to_pylist(), strict=True))
-        for shard in sorted((Path(self.run) / "shards").glob("shard-*.tar")):
-            with tarfile.open(shard) as tar:
-                names = [m.name for m in tar if m.name.endswith(".jpg")]
-            for member in names:
-                key = member.removesuffix(".jpg")
-                yield {
-                    "source": self.name,
-                    "id": key,
-                    "image": f"{self.name}/{key}.jpg",
-                    "image_file": str(shard),
-                    "image_member": member,
-                    "captions": [captions[key]],
-                }
+        for chunk in self.chunks(0):
+            yield from self.read_chunk(chunk)
+
+    def chunks(self, size: int) -> list[Any]:
+        """One chunk per shard of the filter run."""
+        return [str(p) for p in output_files(Path(self.run) / "shards")]
+
+    def read_chunk(self, chunk: Any) -> Iterator[dict[str, Any]]:
+        for row in read_tar(Path(chunk)):
+            yield {
+                "source": self.name,
+                "id": row["key"],
+                "image": f"{self.name}/{row['key']}.jpg",
+                "image_bytes": row["image"],
+                "captions": [row["caption"]],
+            }

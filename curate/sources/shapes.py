@@ -61,6 +61,15 @@ class Shapes(Source):
         for i in range(self.count):
             yield self.record(i)
 
+    def chunks(self, size: int) -> list[Any]:
+        """Id ranges: image i depends on (seed, i) only."""
+        return [[start, min(start + size, self.count)] for start in range(0, self.count, size)]
+
+    def read_chunk(self, chunk: Any) -> Iterator[dict[str, Any]]:
+        start, stop = chunk
+        for i in range(start, stop):
+            yield self.record(i)
+
     def _place(self, rng: np.random.Generator, taken: list[list[int]]) -> tuple[int, int, int, int] | None:
         """A square box that overlaps none of `taken` (20 tries)."""
         for _ in range(20):

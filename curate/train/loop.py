@@ -22,8 +22,8 @@ import torch
 import torch.distributed as torch_dist
 from torch.nn.parallel import DistributedDataParallel
 
+from curate.core.atomic import write_bytes_atomic
 from curate.errors import ConfigError
-from curate.io.atomic import write_bytes_atomic
 from curate.train.config import TrainConfig
 from curate.train.data import (
     Collator,

@@ -16,8 +16,8 @@ import torch
 import torch.distributed as torch_dist
 
 from curate.config import to_dict, to_yaml
+from curate.core.atomic import write_atomic, write_bytes_atomic
 from curate.errors import ConfigError
-from curate.io.atomic import write_atomic, write_bytes_atomic
 from curate.train.config import TrainConfig
 from curate.train.data import find_shards
 from curate.train.device import Dist

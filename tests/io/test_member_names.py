@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from curate.__main__ import main
-from curate.io.tar import add_member, check_member_name
+from curate.core.tar import add_member, check_member_name
 from curate.tasks.base import make_key
 
 HOSTILE = ["../evil.json", "a/../../evil.json", "/etc/passwd", "..", ".hidden", "a\\b.jpg", "a\x00b", "", "x" * 101]

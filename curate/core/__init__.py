@@ -1,0 +1,1 @@
+"""The core every command builds on: run folders, shards, atomic writes, tar members, chunked Ray stages."""

@@ -1,0 +1,46 @@
+"""Task samples as shard rows: the Arrow schema of `curate build` / `curate ocr` outputs, the checked conversion
+of an Example into a row, and the cut of a run's spool parts into `<task>/shards` + `<task>/parquet`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from curate.core.chunks import cut_shards, spool_path
+from curate.tasks.base import Example
+from curate.tasks.validate import check_sample
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("task", pa.string()),
+        ("source", pa.string()),
+        ("key", pa.string()),
+        ("images", pa.list_(pa.string())),
+        ("prefix", pa.string()),
+        ("target", pa.string()),
+        ("image", pa.binary()),  # JPEG bytes of images[0] (null for text-only or URL-only samples)
+    ]
+)
+
+
+def sample_row(example: Example, image: bytes | None) -> dict[str, Any]:
+    """The shard row of an Example. Builders must only produce valid samples: a failure is a bug, not bad data."""
+    sample = example.to_json()
+    errors = check_sample(sample)
+    if errors:
+        raise RuntimeError(f"builder {example.task} produced an invalid sample {example.key}: {errors}")
+    return {**sample, "image": image if example.images else None}
+
+
+def write_task_shards(out: Path, stage: str, markers: dict[int, dict[str, Any]], per_shard: int) -> dict[str, int]:
+    """Cut every task's spool parts (chunk order) into fixed-size shards under out/<task>; shards per task."""
+    tasks = sorted({t for info in markers.values() for t in info["samples"]})
+    targets = {
+        out / task: [(spool_path(out, stage, task, c), markers[c]["samples"].get(task, 0)) for c in sorted(markers)]
+        for task in tasks
+    }
+    counts = cut_shards(targets, per_shard, SAMPLE_SCHEMA, f"{stage} shards")
+    return {folder.name: n for folder, n in counts.items()}
