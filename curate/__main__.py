@@ -114,9 +114,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from curate.mix.validate import is_mix_output, validate_mix
     from curate.tasks.validate import validate_paths
 
-    checked, bad = validate_paths([Path(p) for p in args.paths])
+    checked, bad = 0, {}
+    for path in map(Path, args.paths):
+        if not path.exists():
+            raise ConfigError(f"{path} not found")
+        n, problems = validate_mix(path) if is_mix_output(path) else validate_paths([path])
+        checked += n
+        bad |= problems
     for key, errors in sorted(bad.items()):
         print(f"{key}: {'; '.join(errors)}")
     print(f"{checked} samples checked, {len(bad)} invalid")
@@ -248,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file to write (default PATH/report.html); PNGs go beside it")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("validate", help="check task samples (shards, parquet, folders) against the format rules")
+    p = sub.add_parser(
+        "validate",
+        help="check task samples (shards, parquet, folders) against the format rules; mix outputs also: images "
+        "resolve, boundaries re-count, no unintended duplicates, sft.json",
+    )
     p.add_argument("paths", nargs="+", help=".tar shards, .parquet parts or folders holding them")
     p.set_defaults(func=cmd_validate)
 

@@ -1,5 +1,6 @@
 """The filter pipeline on a 2-node Ray cluster (issue 8): the same config, only `ray.address` set, gives the
-same ledger and shards as the single-node run; `curate build` on either output gives the same task shards."""
+same ledger and shards as the single-node run; `curate build`, `curate ocr` and `curate mix` on the cluster
+give the same shards, parquet parts and sft.json as on a single node (issue 15)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ def test_filter_on_a_two_node_cluster_equals_the_single_node_run(demo_input, tin
         assert f"the Ray cluster at {address} refused" in refused.stderr and "RAY_AUTH_MODE=token" in refused.stderr
         assert refused.stderr.rstrip().splitlines()[-1].startswith("curate: error: the Ray cluster at"), refused.stderr
         _filter(demo_input, tiny_clip, multi, f"ray.address={address}", env={**ENV, **token})
+        multi_stage2 = _stage2(
+            demo_input, multi, tmp_path / "s2_multi", f"ray.address={address}", env={**ENV, **token}
+        )
     a, b = (pq.read_table(o / "ledger").sort_by("row_id") for o in (single, multi))
     assert a.num_rows == b.num_rows == pq.read_table(single / "input.parquet").num_rows
     assert a.select(COMPARED).to_pylist() == b.select(COMPARED).to_pylist()
@@ -105,15 +109,25 @@ def test_filter_on_a_two_node_cluster_equals_the_single_node_run(demo_input, tin
         assert (x is None and y is None) or abs(x - y) < 1e-5
     assert _digests(single / "shards") == _digests(multi / "shards")  # byte-identical WebDataset shards
 
-    # stage 2 reads the filter output on the driver (no Ray): the same input gives the same task shards
-    from curate import stage2_config
-    from curate.build import run_build
+    # stage 2 on the cluster (issue 15): build, ocr and mix outputs byte-identical to single-node runs
+    assert _stage2(demo_input, single, tmp_path / "s2_single") == multi_stage2
 
-    corpora = f"[{demo_input / 'corpus_en.txt'}, {demo_input / 'corpus_zh.txt'}]"
-    built = []
-    for run in (single, multi):
-        out = run.parent / f"{run.name}_tasks"
-        sets = [f"sources.curated.run={run}", f"sources.text.paths={corpora}", f"output.dir={out}"]
-        run_build(stage2_config.load_build(REPO / "pipelines" / "tasks_demo.yaml", sets))
-        built.append(_digests(out))
-    assert built[0] == built[1] and any(k.startswith("caption/") for k in built[0])
+
+def _stage2(demo_input: Path, filter_run: Path, root: Path, *extra: str, env: dict[str, str] | None = None) -> dict:
+    """`curate build` (tasks_demo on the filter run), `curate ocr` (24 documents) and `curate mix` on both;
+    sha256 of every shard, parquet part and sft.json they wrote."""
+    corpora = [str(demo_input / "corpus_en.txt"), str(demo_input / "corpus_zh.txt")]
+    sets = {
+        "build": [f"sources.curated.run={filter_run}", f"sources.text.paths=[{', '.join(corpora)}]",
+                  "records_per_chunk=40", "output.samples_per_shard=60"],
+        "ocr": ["count=24", "documents_per_chunk=5", f"corpus_en=[{corpora[0]}]", f"corpus_zh=[{corpora[1]}]",
+                "output.samples_per_shard=10"],
+        "mix": [f"inputs=[{root / 'build'}, {root / 'ocr'}]", "budget=500", "window=200",
+                "output.samples_per_shard=20"],
+    }  # fmt: skip
+    configs = {"build": "tasks_demo.yaml", "ocr": "ocr_demo.yaml", "mix": "stage2_mix.yaml"}
+    for command in ("build", "ocr", "mix"):
+        args = [a for s in [*sets[command], *extra] for a in ("--set", s)]
+        _curate(command, str(REPO / "pipelines" / configs[command]), *args, "--out", str(root / command), env=env)
+    files = [p for p in sorted(root.rglob("*")) if p.suffix in (".tar", ".parquet") or p.name == "sft.json"]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

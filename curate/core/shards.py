@@ -170,7 +170,7 @@ def output_files(path: Path, kind: str = "tar") -> list[Path]:
         return sorted(path.glob(f"*/{sub}/*{suffix}"))
     if run is not None and run.get("command") in ("filter", "mix"):
         return sorted(path.glob(f"{sub}/*{suffix}"))
-    hidden = ("_chunks", "_spool", "_index", "_plan", "raw", "ledger")
+    hidden = ("_chunks", "_spool", "_plan", "index", "raw", "ledger")
     return sorted(p for p in path.rglob(f"*{suffix}") if not set(p.relative_to(path).parts) & set(hidden))
 
 

@@ -14,8 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 
+from curate.core.run_folder import read_run  # noqa: E402
+from curate.core.shards import output_files, read_parquet  # noqa: E402
 from curate.errors import ConfigError  # noqa: E402
 from curate.io.ledger import read_ledger  # noqa: E402
 
@@ -36,17 +37,13 @@ def _png(draw: Callable[..., None], size: tuple[float, float] = (7, 4), panels: 
 
 
 def kind_of(path: Path) -> str:
-    """'filter', 'build', 'ocr' or 'mix': which command wrote this output dir."""
-    if (path / "ledger").is_dir():
-        return "filter"
-    if (path / "sft.json").exists() or (path / "parquet").is_dir():
-        return "mix"
-    stats = json.loads((path / "stats.json").read_text()) if (path / "stats.json").exists() else {}
-    if "tasks" in stats:
-        return "build"
-    if "documents" in stats:
-        return "ocr"
-    raise ConfigError(f"{path} is not the output dir of curate filter, build, ocr or mix")
+    """'filter', 'build', 'ocr' or 'mix': the command its run.json names."""
+    run = read_run(path)
+    if run is None or run.get("command") not in ("filter", "build", "ocr", "mix"):
+        raise ConfigError(f"{path} is not the output dir of curate filter, build, ocr or mix (no run.json)")
+    if not (path / "stats.json").exists():
+        raise ConfigError(f"{path} holds an unfinished run (no stats.json): run the command to the end first")
+    return run["command"]
 
 
 def figures(path: Path) -> dict[str, bytes]:
@@ -129,8 +126,8 @@ def ocr_figures(ocr: Path) -> dict[str, bytes]:
     stats = json.loads((ocr / "stats.json").read_text())
     lines = [
         row["target"].count("<quad>")
-        for part in sorted(ocr.glob("*/parquet/part-*.parquet"))
-        for row in pq.read_table(part, columns=["target"]).to_pylist()
+        for part in output_files(ocr, "parquet")
+        for row in read_parquet(part, ["target"])
     ]
     return {
         "languages": _png(lambda ax: _bars(ax, stats["languages"], KEPT, "documents per language")),
@@ -143,7 +140,7 @@ def mix_figures(mix: Path) -> dict[str, bytes]:
     stats = json.loads((mix / "stats.json").read_text())
     tasks = stats["tasks"]
     out = {"shares": _png(lambda ax: _shares(ax, tasks))}
-    rows = [r for part in sorted((mix / "parquet").glob("part-*.parquet")) for r in _lengths(part)]
+    rows = [r for part in output_files(mix, "parquet") for r in _lengths(part)]
     out["sample_tokens"] = _png(lambda ax: _per_task(ax, rows, "sample", "sample length (tokens)"))
     out["sequence_tokens"] = _png(
         lambda ax: _per_task(ax, rows, "sequence", f"packed sequence length (tokens, capacity {stats['seq_len']})")
@@ -152,7 +149,7 @@ def mix_figures(mix: Path) -> dict[str, bytes]:
 
 
 def _lengths(part: Path) -> list[tuple[str, str, int]]:
-    table = pq.read_table(part, columns=["task", "tokens", "boundaries"]).to_pylist()
+    table = list(read_parquet(part, ["task", "tokens", "boundaries"]))
     rows = [(r["task"], "sequence", r["tokens"]) for r in table]
     return rows + [(r["task"], "sample", length) for r in table for _, length in r["boundaries"]]
 

@@ -7,7 +7,6 @@ sequence), or single .tar / .parquet files of any of these.
 
 from __future__ import annotations
 
-import json
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from webdataset import tariterators
 
+from curate.core.shards import output_files, read_file
 from curate.errors import ConfigError
 from curate.io import task_records
 from curate.io.images import TarReader, read_image_bytes
@@ -88,42 +87,26 @@ def _status_matches(value: str | None, wanted: str) -> bool:
 def _views(path: Path) -> Iterator[View]:
     if not path.exists():
         raise ConfigError(f"{path} not found")
-    if path.is_file():
-        yield from (_parquet_views(path) if path.suffix == ".parquet" else _tar_views(path))
-        return
-    if (path / "ledger").is_dir():
+    if path.is_dir() and (path / "ledger").is_dir():
         yield from _ledger_views(sorted((path / "ledger").glob("part-*.parquet")))
         return
-    parts = sorted(path.glob("*/parquet/part-*.parquet")) or sorted(path.glob("parquet/part-*.parquet"))
-    tars = sorted(path.glob("*/shards/*.tar")) or sorted(path.glob("shards/*.tar")) or sorted(path.rglob("*.tar"))
-    if not parts and not tars:
-        raise ConfigError(f"{path} holds no curate output (ledger/, shards/*.tar or parquet/part-*.parquet)")
-    for file in parts or tars:
-        yield from (_parquet_views(file) if file.suffix == ".parquet" else _tar_views(file))
-
-
-def _parquet_views(path: Path) -> Iterator[View]:
-    if "reject_reason" in pq.read_schema(path).names:
+    if path.is_file() and path.suffix == ".parquet" and "reject_reason" in pq.read_schema(path).names:
         yield from _ledger_views([path])
         return
-    for row in pq.read_table(path).to_pylist():
-        yield from _task_views(row, task_records.parquet_image(row))
+    files = output_files(path, "parquet") or output_files(path, "tar")
+    if not files:
+        raise ConfigError(f"{path} holds no curate output (ledger/, shards/*.tar or parquet/part-*.parquet)")
+    for file in files:
+        for row in read_file(file):
+            yield from _row_views(row)
 
 
-def _tar_views(path: Path) -> Iterator[View]:
-    for raw in tariterators.tarfile_samples([{"url": str(path)}]):
-        if "json" not in raw:
-            continue
-        meta = json.loads(raw["json"])
-        if task_records.is_task_record(meta):
-            yield from _task_views(meta, task_records.tar_image(raw))
-        else:  # a kept sample of a filter run
-            caption = meta.get("caption") or ""
-            yield View(meta["key"], "ledger", "pairs", caption, raw.get("jpg"), "kept", _scores(meta))
-
-
-def _task_views(record: dict[str, Any], image: task_records.ImageOf) -> Iterator[View]:
-    found = task_records.samples(record, image)
+def _row_views(row: dict[str, Any]) -> Iterator[View]:
+    if not task_records.is_task_record(row):  # a kept sample of a filter run
+        caption = row.get("caption") or ""
+        yield View(row["key"], "ledger", "pairs", caption, row.get("image"), "kept", _scores(row))
+        return
+    found = task_records.samples(row)
     for i, s in enumerate(found):
         packed = s["sequence"] is not None
         details = [f"sequence {s['sequence']} sample {i + 1}/{len(found)}", s["key"]] if packed else []

@@ -1,35 +1,40 @@
-"""The samples inside one record of a task output: a `curate mix` packed sequence (several samples, image i of
-sample i) or a `curate build` / `curate ocr` task sample (one). Shards and parquet parts hold the same records;
-only where the image bytes sit differs, so readers pass an `image(i)` accessor (i None = the single sample's)."""
+"""The samples inside one row of a task output (read with curate.core.shards): a `curate mix` packed sequence
+(several samples, image i of sample i) or a `curate build` / `curate ocr` task sample (one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-ImageOf = Callable[[int | None], bytes | None]
+
+def is_task_record(row: dict[str, Any]) -> bool:
+    return "prefixes" in row or "prefix" in row
 
 
-def is_task_record(meta: dict[str, Any]) -> bool:
-    return "prefixes" in meta or "prefix" in meta
-
-
-def samples(meta: dict[str, Any], image: ImageOf) -> list[dict[str, Any]]:
-    """[{key, task, prefix, target, image, sequence}] of a record; `sequence` is the packed sequence's key or None."""
-    if "prefixes" in meta:
+def samples(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """[{key, task, source, images, prefix, target, image, sequence}] of a row; `sequence` is the packed
+    sequence's key, or None for a single task sample."""
+    if "prefixes" in row:
+        images = row.get("image_bytes") or [None] * len(row["sample_keys"])
         return [
-            {"key": key, "task": meta["task"], "prefix": p, "target": t, "image": image(i), "sequence": meta["key"]}
-            for i, (key, p, t) in enumerate(zip(meta["sample_keys"], meta["prefixes"], meta["targets"], strict=True))
+            {
+                "key": key,
+                "task": row["task"],
+                "source": source,
+                "images": paths,
+                "prefix": prefix,
+                "target": target,
+                "image": image,
+                "sequence": row["key"],
+            }
+            for key, source, paths, prefix, target, image in zip(
+                row["sample_keys"],
+                row["sources"],
+                row["images"],
+                row["prefixes"],
+                row["targets"],
+                images,
+                strict=True,
+            )  # fmt: skip
         ]
-    one = {"key": meta["key"], "task": meta["task"], "prefix": meta["prefix"], "target": meta["target"]}
-    return [{**one, "image": image(None), "sequence": None}]
-
-
-def tar_image(raw: dict[str, Any]) -> ImageOf:
-    """Images of a WebDataset sample: `<key>.<i>.jpg` per packed sample, `<key>.jpg` for a single one."""
-    return lambda i: raw.get("jpg" if i is None else f"{i}.jpg")
-
-
-def parquet_image(row: dict[str, Any]) -> ImageOf:
-    """Images of a parquet row: `image_bytes[i]` per packed sample, `image` for a single one."""
-    return lambda i: row.get("image") if i is None else row["image_bytes"][i]
+    fields = ("key", "task", "source", "images", "prefix", "target")
+    return [{**{k: row.get(k) for k in fields}, "image": row.get("image"), "sequence": None}]

@@ -5,15 +5,13 @@ check_sample returns every rule a sample breaks; an empty list means the sample 
 
 from __future__ import annotations
 
-import json
 import re
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
+from curate.core.shards import output_files, read_file
+from curate.io import task_records
 from curate.tasks import qwen
 
 TAG = re.compile(r"</?(?:img|ref|box|quad)>")
@@ -95,20 +93,14 @@ def _check_box(body: str) -> list[str]:
 
 
 def iter_samples(path: Path) -> Iterator[dict[str, Any]]:
-    """Sample JSONs from a .tar shard, a .parquet part, or every one of those under a folder."""
-    if path.is_dir():
-        for child in sorted(p for p in path.rglob("*") if p.suffix in (".tar", ".parquet")):
-            yield from iter_samples(child)
-    elif path.suffix == ".tar":
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    yield json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
-    elif path.suffix == ".parquet":
-        columns = [c for c in pq.read_schema(path).names if c != "image"]
-        yield from pq.read_table(path, columns=columns).to_pylist()
-    else:
+    """Task samples of a .tar shard, a .parquet part, or every shard and part of an output folder (the samples
+    packed in a mix sequence one by one)."""
+    if path.is_file() and path.suffix not in (".tar", ".parquet"):
         raise ValueError(f"{path}: expected a .tar shard, a .parquet file or a folder")
+    files = [path] if path.is_file() else output_files(path, "tar") + output_files(path, "parquet")
+    for file in files:
+        for row in read_file(file):
+            yield from task_records.samples(row) if task_records.is_task_record(row) else [row]
 
 
 def validate_paths(paths: list[Path]) -> tuple[int, dict[str, list[str]]]:

@@ -36,7 +36,7 @@ class DataConfig:
     eval: tuple[str, ...] = ()  # held-out shards; empty = the last `holdout_shards` of train
     holdout_shards: int = 1
     sft: str | None = None  # stage 3: sft.json
-    image_sources: tuple[str, ...] = ()  # stage 3: `curate build`/`ocr` output dirs whose parquet hold the images
+    image_sources: tuple[str, ...] = ()  # stage 3: images not beside sft.json: `curate build`/`ocr` outputs
     batch_size: int = 8  # sequences per micro-batch per process
     seq_len: int = 2048  # longest sequence a batch may hold (paper §2.2); longer samples are skipped, never cut
     image_size: int | None = None  # None = the stage's (224 / 448)

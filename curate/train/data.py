@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset import tariterators
 
+from curate.core.shards import read_output, read_tar
 from curate.errors import ConfigError
 from curate.io import task_records
 from curate.io.images import decode_rgb
@@ -58,32 +57,29 @@ def split_holdout(train: list[str], evaluation: list[str], holdout: int) -> tupl
     return (train[:-holdout], train[-holdout:]) if holdout else (train, [])
 
 
-def shard_item(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """A WebDataset sample of `curate mix` (a packed sequence) or `curate build` (one task sample) as an item:
+def shard_item(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A shard row of `curate mix` (a packed sequence) or `curate build` (one task sample) as an item:
     {key, task, samples: [{prefix, target, image_bytes: [...]}]}; None when it holds no task record."""
-    if "json" not in raw:
-        return None
-    meta = json.loads(raw["json"])
-    if not task_records.is_task_record(meta):
+    if not task_records.is_task_record(row):
         return None
     items = [
         {"prefix": s["prefix"], "target": s["target"], "image_bytes": [s["image"]] if s["image"] else []}
-        for s in task_records.samples(meta, task_records.tar_image(raw))
+        for s in task_records.samples(row)
     ]
-    return {"key": raw["__key__"], "task": meta["task"], "samples": items}
+    return {"key": row["key"], "task": row["task"], "samples": items}
 
 
 def read_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
-    """Items of the shards, in order; an unreadable shard is logged and skipped, never fatal."""
+    """Items of the shards, in order; an unreadable shard (or its unreadable rest) is logged and skipped."""
 
-    def warn(err: Exception) -> bool:
-        log.warning("skipping unreadable shard data: %s", err)
-        return True
+    def warn(path: Path, err: Exception) -> None:
+        log.warning("skipping unreadable shard data in %s: %s", path, err)
 
-    for raw in tariterators.tarfile_samples(({"url": s} for s in shards), handler=warn):
-        item = shard_item(raw)
-        if item is not None:
-            yield item
+    for shard in shards:
+        for row in read_tar(Path(shard), warn):
+            item = shard_item(row)
+            if item is not None:
+                yield item
 
 
 def image_tensor(data: bytes, size: int) -> torch.Tensor:
@@ -254,17 +250,19 @@ class SftStream(RoleStream):
 
 
 def sft_items(path: str, image_sources: tuple[str, ...]) -> tuple[list[dict[str, Any]], Counter]:
-    """Conversations of a `curate mix` sft.json as items, images looked up by path in the task parquet of
-    `image_sources`; (items, skipped by reason)."""
+    """Conversations of a `curate mix` sft.json as items; (items, skipped by reason). An `<img>` path is a file
+    relative to the sft.json folder (`curate mix` writes them there), or else an image path of a task sample in
+    `image_sources` (`curate build`/`ocr` outputs)."""
     if not Path(path).is_file():
         raise ConfigError(f"data.sft {path} not found (run curate mix)")
+    root = Path(path).parent
     conversations = json.loads(Path(path).read_text())
     needed = {p for c in conversations for turn in c["conversations"] for p in IMAGE_IN_TEXT.findall(turn["value"])}
-    found: dict[str, bytes] = {}
+    found: dict[str, bytes] = {p: (root / p).read_bytes() for p in needed if (root / p).is_file()}
     for folder in image_sources:
-        for part in sorted(Path(folder).glob("*/parquet/part-*.parquet")):
-            table = pq.read_table(part, columns=["images", "image"]).to_pylist()
-            found.update({r["images"][0]: r["image"] for r in table if r["images"] and r["images"][0] in needed})
+        for row in read_output(Path(folder), "parquet"):
+            if row.get("images") and row["images"][0] in needed and row.get("image") is not None:
+                found.setdefault(row["images"][0], row["image"])
     items, skipped = [], Counter()
     for convo in conversations:
         paths = [p for turn in convo["conversations"] for p in IMAGE_IN_TEXT.findall(turn["value"])]

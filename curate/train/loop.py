@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,7 +22,7 @@ import torch
 import torch.distributed as torch_dist
 from torch.nn.parallel import DistributedDataParallel
 
-from curate.core.atomic import write_bytes_atomic
+from curate.core.run_folder import RunFolder, exclusive
 from curate.errors import ConfigError
 from curate.train.config import TrainConfig
 from curate.train.data import (
@@ -176,7 +176,14 @@ def start_session(cfg: TrainConfig, overwrite: bool) -> Session:
 
 
 def main(cfg: TrainConfig, *, overwrite: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-    """Train (or resume) the run of `cfg`; returns the summary written to summary.json."""
+    """Train (or resume) the run of `cfg`; returns the summary (stats.json once every step ran). The first
+    process (rank 0) holds the run folder's lock for the whole run."""
+    first = int(os.environ.get("RANK", "0")) == 0
+    with exclusive(cfg.out_dir) if first else contextlib.nullcontext():
+        return _train(cfg, overwrite, stop_after)
+
+
+def _train(cfg: TrainConfig, overwrite: bool, stop_after: int | None) -> dict[str, Any]:
     s = start_session(cfg, overwrite)
     dist: Dist = s.run["dist"]
     metrics = MetricsLog(cfg.out_dir / "metrics.jsonl", keep_before=s.start, enabled=dist.main)
@@ -215,7 +222,7 @@ def finish(cfg: TrainConfig, s: Session, metrics: MetricsLog, last: int) -> dict
     summary = metrics.summary(cfg, finished=True)
     if dist.main:
         write_report(cfg, evaluate(s.model, s.tok, cfg, s.held, s.run), cfg.steps, final=True)
-        write_bytes_atomic(cfg.out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+        RunFolder(cfg.out_dir, "train", resumed=s.start > 0).finish(summary)
     if dist.world > 1:
         torch_dist.barrier()  # the other processes wait for the evaluation before the group goes away
         torch_dist.destroy_process_group()

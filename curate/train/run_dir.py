@@ -1,5 +1,6 @@
-"""One output dir = one training run: its identity (config + data), atomic checkpoints holding {model, optimizer,
-step, data position, config, rng}, the per-step metrics log and the evaluation reports."""
+"""One output dir = one training run (the run-folder lifecycle of curate.core.run_folder, identity = config + data
+files): atomic checkpoints holding {model, optimizer, step, data position, config, rng}, the per-step metrics log
+and the evaluation reports."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import torch.distributed as torch_dist
 
 from curate.config import to_dict, to_yaml
 from curate.core.atomic import write_atomic, write_bytes_atomic
+from curate.core.run_folder import prepare
 from curate.errors import ConfigError
 from curate.train.config import TrainConfig
 from curate.train.data import find_shards
@@ -43,23 +44,12 @@ def data_signature(cfg: TrainConfig) -> str:
 
 
 def prepare_run(cfg: TrainConfig, overwrite: bool, dist: Dist) -> Path | None:
-    """The checkpoint to resume from (None = a fresh start); refuses an output dir of another config or data."""
+    """The checkpoint to resume from (None = a fresh start); refuses an output dir of another config or data.
+    Rank 0 prepares the run folder (curate.core.run_folder) while the others wait."""
     out = cfg.out_dir
     if dist.main:
-        run_file = out / "run.json"
-        identity = {"config": run_fingerprint(cfg), "data": data_signature(cfg)}
-        previous = json.loads(run_file.read_text()) if run_file.exists() and not overwrite else None
-        if overwrite and out.exists():
-            shutil.rmtree(out)
-        elif previous and previous["config"] != identity["config"]:
-            raise ConfigError(f"{out} holds a training run of another config; use --out DIR or --overwrite")
-        elif previous and previous.get("data") != identity["data"]:
-            raise ConfigError(f"{out} was trained on other data files (names or sizes); use --out DIR or --overwrite")
-        elif out.exists() and any(out.iterdir()) and not run_file.exists():
-            raise ConfigError(f"{out} exists and is not a curate training run; choose another --out or --overwrite")
-        out.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(run_file, json.dumps(identity).encode())
-        write_bytes_atomic(out / "config.yaml", to_yaml(cfg).encode())
+        identity = {"config": run_fingerprint(cfg), "input": data_signature(cfg)}
+        prepare(out, "train", identity, to_dict(cfg), to_yaml(cfg), overwrite=overwrite)
     if dist.world > 1:
         torch_dist.barrier()
     checkpoints = sorted((out / "checkpoints").glob("step-*.pt"))

@@ -124,5 +124,5 @@ def test_rebuild_with_other_config_is_refused(built):
     cfg, _ = built
     raw = config.to_dict(cfg)
     raw["output"]["samples_per_shard"] = 7
-    with pytest.raises(ConfigError, match="of a different configuration"):
+    with pytest.raises(ConfigError, match="a different configuration"):
         run_build(stage2_config.build_from_dict(raw))

@@ -78,7 +78,7 @@ def test_a_run_killed_with_sigkill_resumes_onto_the_same_loss_curve(demo_run, de
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (out / "summary.json").exists()
+    assert not (out / "stats.json").exists()
     resumed = main(load_train(REPO / "pipelines" / "train_demo.yaml", demo_overrides(demo_mixture, tiny_clip, out)))
     assert resumed["finished"] and resumed["steps"] == STEPS
     ours, reference = losses(out), losses(cfg.out_dir)
@@ -97,7 +97,7 @@ def test_a_finished_run_is_not_redone_and_another_config_is_refused(demo_run, de
         REPO / "pipelines" / "train_demo.yaml",
         demo_overrides(demo_mixture, tiny_clip, cfg.out_dir, "optim.lr=0.01"),
     )
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(ConfigError, match="different configuration"):
         main(other)
 
 
@@ -160,4 +160,4 @@ def test_ddp_over_two_processes_with_grad_accumulation_trains_and_checkpoints(sh
     assert result.returncode == 0, result.stderr[-3000:]
     state = torch.load(out / "checkpoints" / "step-0000003.pt", weights_only=True)
     assert state["data"] == {"batches": 6, "world": 2, "workers": 0}  # 3 steps x 2 micro-batches per process
-    assert json.loads((out / "summary.json").read_text())["steps"] == 3
+    assert json.loads((out / "stats.json").read_text())["steps"] == 3
