@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import fingerprint, to_dict, to_yaml
-from curate.core.chunks import SPOOL_DIR, SpoolWriter, run_chunks
+from curate.core.chunks import SPOOL_DIR, SpoolWriter, cpu_slots, run_chunks
 from curate.core.run_folder import RunFolder, open_run, paths_digest
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
 from curate.ray_session import ray_session
@@ -114,12 +114,14 @@ def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
         log.info("build %s: %d sources in %d chunks", cfg.name, len(cfg.sources), len(specs))
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
             out = str(cfg.out_dir.resolve())
+            work_started, workers = time.time(), cpu_slots()
             markers = run_chunks(run, STAGE, specs, BuildWorker, {"cfg": cfg, "out": out}, what="build")
             shards = write_task_shards(cfg.out_dir.resolve(), STAGE, markers, cfg.output.samples_per_shard)
-        return _finish(run, cfg, markers, shards, time.time() - started)
+            timing = {"elapsed_s": time.time() - started, "work_s": time.time() - work_started, "workers": workers}
+        return _finish(run, cfg, markers, shards, timing)
 
 
-def _finish(run: RunFolder, cfg: BuildConfig, markers: dict, shards: dict[str, int], elapsed: float) -> dict:
+def _finish(run: RunFolder, cfg: BuildConfig, markers: dict, shards: dict[str, int], timing: dict) -> dict:
     samples: Counter = Counter()
     skipped: dict[str, Counter] = defaultdict(Counter)
     per_source: dict[str, Counter] = defaultdict(Counter)
@@ -139,7 +141,9 @@ def _finish(run: RunFolder, cfg: BuildConfig, markers: dict, shards: dict[str, i
         "sources": {s.name: dict(sorted(per_source[s.name].items())) for s in cfg.sources if s.name in per_source},
         "records": sum(info["records"] for info in markers.values()),
         "chunks": len(markers),
-        "elapsed_s": round(elapsed, 2),
+        "elapsed_s": round(timing["elapsed_s"], 2),
+        "work_s": round(timing["work_s"], 2),  # chunks and shard cut, without Ray start-up (this attempt)
+        "workers": timing["workers"],
     }
     run.finish(stats, scratch=(SPOOL_DIR,))
     return stats

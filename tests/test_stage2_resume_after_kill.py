@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from helpers import REPO
 
 pytestmark = pytest.mark.slow
@@ -23,22 +24,33 @@ CONFIGS = {"build": "tasks_demo.yaml", "ocr": "ocr_demo.yaml", "mix": "stage2_mi
 
 def _sets(demo_input: Path, root: Path) -> dict[str, list[str]]:
     corpora = [str(demo_input / "corpus_en.txt"), str(demo_input / "corpus_zh.txt")]
+    # no filter run here: shapes stand in for the curated pairs (images made and encoded in the workers)
+    build = {
+        "name": "tasks",
+        "sources": [
+            {"shapes": {"count": 1200, "size": 96, "seed": 1}},
+            {"text": {"label": "demo_text", "paths": corpora}},
+        ],
+    }
+    (root / "build.yaml").write_text(yaml.safe_dump(build))
     return {
-        # no filter run here: shapes stand in for the curated pairs (images decoded and re-encoded in workers)
-        "build": ["sources=[{shapes: {count: 1200, size: 96, seed: 1}}, "
-                  f"{{text: {{label: demo_text, paths: [{', '.join(corpora)}]}}}}]",
-                  "records_per_chunk=100", "output.samples_per_shard=150"],
+        "build": [f"config={root / 'build.yaml'}", "records_per_chunk=100", "output.samples_per_shard=150"],
         "ocr": ["count=60", "documents_per_chunk=6", f"corpus_en=[{corpora[0]}]", f"corpus_zh=[{corpora[1]}]",
                 "output.samples_per_shard=10"],
         "mix": [f"inputs=[{root / 'build'}, {root / 'ocr'}]", "budget=3000", "window=400",
                 "with_replacement=[ref_grounding, grounded_caption, ocr]", "output.samples_per_shard=5",
-                "weights={caption: 0, vqa: 0, grounding: 0, ref_grounding: 1, grounded_caption: 1, ocr: 1, text: 0.1}"],
+                "weights={caption: 0, vqa: 0, grounding: 0, ref_grounding: 1, grounded_caption: 1, ocr: 1,"
+                " text: 0.1}"],
     }  # fmt: skip
 
 
 def _run(command: str, sets: list[str], out: Path, kill_when=None, crash=None) -> int:
     """curate COMMAND into `out` (optionally under crash_at.py); SIGKILL it once kill_when(out) holds."""
-    args = [command, str(REPO / "pipelines" / CONFIGS[command]), *[a for s in sets for a in ("--set", s)]]
+    config = (
+        sets[0].removeprefix("config=") if sets[0].startswith("config=") else REPO / "pipelines" / CONFIGS[command]
+    )
+    sets = [s for s in sets if not s.startswith("config=")]
+    args = [command, str(config), *[a for s in sets for a in ("--set", s)]]
     args += ["--out", str(out)]
     prefix = [sys.executable, str(REPO / "tests" / "crash_at.py"), str(out), *map(str, crash), "--"] if crash else []
     full = prefix + ([] if crash else [sys.executable, "-m", "curate"]) + args
@@ -61,7 +73,7 @@ def _count(pattern: str):  # noqa: ANN202
 
 
 def _digests(out: Path) -> dict[str, str]:
-    files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name not in ("run.json", "stats.json")]
+    files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name not in ("run.json", "stats.json", "config.yaml")]
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if ".log" not in p.name}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from curate.config import build_dataclass, read_yaml
 from curate.errors import ConfigError
 
-PARTS = ("P1", "P2", "P3", "P4", "P5", "peer")
+PARTS = ("P1", "P2", "P3", "P4", "P5", "P6", "peer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +39,9 @@ class BenchConfig:
     download_urls: int = 2400  # P3: the demo URL list cycled to this many rows
     ocr_documents: int = 200  # P4, rendered on one worker process
     memory_rows: tuple[int, ...] = (1000, 5000)  # P5: two run sizes
+    stage2_sizes: tuple[int, ...] = (20_000, 100_000)  # P6: two build sizes, each mixed with budget = size
+    stage2_budget: int = 1_000_000  # P6: a mix with replacement from the larger build (issue 15)
+    stage2_bare_samples: int = 10_000  # P6: the bare build loop's sample count (its rate is per core)
     peer_samples: int = 5000  # Data-Juicer comparison (issue 9: the same 5k samples)
     peer_python: str = ".venv-dj/bin/python"  # the venv `make bench-peer` installs Data-Juicer into
     peer_clip: str = "curate-tiny-clip"  # CLIP architecture both tools run on the 5k samples
@@ -48,7 +51,10 @@ class BenchConfig:
         unknown = sorted(set(self.parts) - set(PARTS))
         if unknown:
             raise ConfigError(f"bench parts {', '.join(unknown)} unknown; valid: {', '.join(PARTS)}")
-        sizes = (self.metadata_rows, self.download_urls, self.ocr_documents, self.peer_samples, *self.memory_rows)
+        sizes = (self.metadata_rows, self.download_urls, self.ocr_documents, self.peer_samples, *self.memory_rows,
+                 *self.stage2_sizes, self.stage2_budget, self.stage2_bare_samples)  # fmt: skip
+        if len(self.stage2_sizes) != 2:
+            raise ConfigError("stage2_sizes must list two build sizes, e.g. [20000, 100000]")
         if min(sizes) < 1:
             raise ConfigError("bench sizes (rows, urls, documents, samples) must be >= 1")
 

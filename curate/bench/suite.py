@@ -58,6 +58,13 @@ def run_bench(cfg: BenchConfig) -> tuple[list[Figure], Path]:
             from curate.bench.peer import bench_peer
 
             record(bench_peer(cfg, ours, work / "peer"))
+    _standalone_parts(cfg, parts, work, record)
+    report.save(json_path, figures, started, info)
+    return figures, json_path
+
+
+def _standalone_parts(cfg: BenchConfig, parts: set[str], work: Path, record) -> None:  # noqa: ANN001
+    """P4, P5 and P6: each runs its own commands (and Ray sessions) in child processes."""
     if "P4" in parts:
         from curate.bench.ocr_render import bench_ocr
 
@@ -68,8 +75,11 @@ def run_bench(cfg: BenchConfig) -> tuple[list[Figure], Path]:
         record(
             *bench_memory(cfg.filter_config, cfg.filter_overrides, _demo_dir(cfg), cfg.memory_rows, work / "memory")
         )
-    report.save(json_path, figures, started, info)
-    return figures, json_path
+    if "P6" in parts:
+        from curate.bench.stage2 import bench_stage2
+
+        sizes = (min(cfg.stage2_sizes), max(cfg.stage2_sizes))
+        record(*bench_stage2(work / "stage2", sizes, cfg.stage2_budget, cfg.stage2_bare_samples))
 
 
 def clip_template(filters: tuple) -> ClipScore:

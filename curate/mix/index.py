@@ -35,19 +35,21 @@ INDEX_SCHEMA = pa.schema(
         ("prefix", pa.string()),
         ("target", pa.string()),
         ("tokens", pa.int32()),  # prefix + target with the mix's tokenizer
-        ("shard", pa.string()),  # the input tar
+        ("input", pa.int16()),  # which of the mix's inputs (config `inputs`, in order) holds the sample
+        ("shard", pa.string()),  # the tar, relative to that input
         ("image_offset", pa.int64()),  # byte offset of <key>.jpg in that tar; -1 when the sample has no bytes
         ("image_size", pa.int64()),
         ("image_missing", pa.bool_()),  # the sample names an image whose bytes are not in its shard
     ]
 )
-TEXT_COLUMNS = ["key", "source", "images", "prefix", "target", "shard", "image_offset", "image_size"]
+TEXT_COLUMNS = ["key", "source", "images", "prefix", "target", "input", "shard", "image_offset", "image_size"]
 
 
-def input_shards(inputs: tuple[str, ...]) -> list[str]:
-    """Every task shard of the inputs (finished `curate build` / `curate ocr` outputs), in a fixed order."""
+def input_shards(inputs: tuple[str, ...]) -> list[list[Any]]:
+    """[input number, tar path relative to it] of every task shard of the inputs (finished `curate build` /
+    `curate ocr` outputs), in a fixed order."""
     shards = []
-    for folder in inputs:
+    for number, folder in enumerate(inputs):
         path = Path(folder)
         run = read_run(path)
         if run is None or run.get("command") not in ("build", "ocr") or not (path / "_SUCCESS").exists():
@@ -55,8 +57,12 @@ def input_shards(inputs: tuple[str, ...]) -> list[str]:
         found = output_files(path, "tar")
         if not found:
             raise ConfigError(f"mix input {folder} holds no <task>/shards/*.tar")
-        shards += [str(p.resolve()) for p in found]
+        shards += [[number, str(p.relative_to(path))] for p in found]
     return shards
+
+
+def shard_file(inputs: list[str], number: int, shard: str) -> Path:
+    return Path(inputs[number]) / shard
 
 
 def index_path(out: Path, part: int) -> Path:
@@ -66,20 +72,21 @@ def index_path(out: Path, part: int) -> Path:
 class IndexWorker:
     """A Ray actor that indexes whole input shards (the tokenizer loaded once)."""
 
-    def __init__(self, out: str, tokenizer: str | None) -> None:
-        self.out = Path(out)
+    def __init__(self, out: str, inputs: list[str], tokenizer: str | None) -> None:
+        self.out, self.inputs = Path(out), inputs
         self.counter = make_counter(tokenizer)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         chunk = int(batch["chunk"][0])
-        shard = json.loads(batch["spec"][0])
+        number, shard = json.loads(batch["spec"][0])
         rows = []
-        for meta, where in read_tar_index(Path(shard)):
+        for meta, where in read_tar_index(shard_file(self.inputs, number, shard)):
             offset, size = where.get("jpg", (-1, 0))
             rows.append(
                 {
                     **{k: meta[k] for k in ("task", "key", "source", "images", "prefix", "target")},
                     "tokens": self.counter.count(meta["prefix"] + meta["target"]),
+                    "input": number,
                     "shard": shard,
                     "image_offset": offset,
                     "image_size": size,

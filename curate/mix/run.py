@@ -23,7 +23,7 @@ from curate.core.chunks import run_chunks
 from curate.core.run_folder import open_run, paths_digest
 from curate.core.shards import read_at, read_parquet
 from curate.mix import plan
-from curate.mix.index import INDEX_SCHEMA, IndexWorker, Pool, index_path, input_shards
+from curate.mix.index import INDEX_SCHEMA, IndexWorker, Pool, index_path, input_shards, shard_file
 from curate.mix.sft import (
     SFT_IMAGES,
     caption_dialogues,
@@ -53,13 +53,14 @@ def run_mix(cfg: MixConfig, overwrite: bool = False) -> dict[str, Any]:
             return run.read_stats()
         out = cfg.out_dir.resolve()
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-            kwargs = {"out": str(out), "tokenizer": cfg.tokenizer}
+            inputs = [str(Path(p).resolve()) for p in cfg.inputs]
+            kwargs = {"out": str(out), "inputs": inputs, "tokenizer": cfg.tokenizer}
             markers = run_chunks(run, "index", shards, IndexWorker, kwargs, what="mix index")
             pool = Pool(out, len(shards), cfg.seq_len)
             table, missing, specs, tasks = _plan(out, pool, cfg)
-            kwargs = {"out": str(out), "tasks": tasks, "offsets": pool.offsets.tolist()}
+            kwargs = {"out": str(out), "inputs": inputs, "tasks": tasks, "offsets": pool.offsets.tolist()}
             run_chunks(run, "write", specs, MixWriter, kwargs, what="mix shards")
-        sft = write_sft(out, len(markers), cfg)
+        sft = write_sft(out, len(markers), cfg, inputs)
         stats = _stats(cfg, table, missing, tokenizer=counter.name, sft=sft, elapsed=time.time() - started)
         run.finish(stats, scratch=(plan.PLAN_DIR,))
         return stats
@@ -98,7 +99,7 @@ def _index_rows(out: Path, parts: int, tasks: tuple[str, ...]) -> Iterator[dict[
                 yield row
 
 
-def write_sft(out: Path, parts: int, cfg: MixConfig) -> int:
+def write_sft(out: Path, parts: int, cfg: MixConfig, inputs: list[str]) -> int:
     """sft.json and its images (sft_images/): question conversations first, then two-picture caption dialogues,
     up to cfg.sft.conversations; returns how many."""
     count = cfg.sft.conversations
@@ -120,7 +121,8 @@ def write_sft(out: Path, parts: int, cfg: MixConfig) -> int:
         raise RuntimeError(f"SFT conversations break the finetune rules: {bad[:5]}")
     for name, row in sorted(images.items()):
         if not (out / name).exists():
-            write_bytes_atomic(out / name, read_at(row["shard"], row["image_offset"], row["image_size"]))
+            image = read_at(shard_file(inputs, row["input"], row["shard"]), row["image_offset"], row["image_size"])
+            write_bytes_atomic(out / name, image)
     write_bytes_atomic(out / "sft.json", json.dumps(items, ensure_ascii=False, indent=1).encode())
     return len(items)
 

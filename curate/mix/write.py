@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from curate.core.chunks import read_rows
 from curate.core.shards import read_at, write_shard
-from curate.mix.index import TEXT_COLUMNS, index_path
+from curate.mix.index import TEXT_COLUMNS, index_path, shard_file
 from curate.mix.plan import plan_path
 
 SEQUENCE_SCHEMA = pa.schema(
@@ -42,8 +42,8 @@ def sequence_key(position: int) -> str:
 class MixWriter:
     """A Ray actor writing whole output shards of sequences."""
 
-    def __init__(self, out: str, tasks: list[str], offsets: list[int]) -> None:
-        self.out, self.tasks = Path(out), tasks
+    def __init__(self, out: str, inputs: list[str], tasks: list[str], offsets: list[int]) -> None:
+        self.out, self.inputs, self.tasks = Path(out), inputs, tasks
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.parts: OrderedDict[int, pa.Table] = OrderedDict()
 
@@ -79,7 +79,8 @@ class MixWriter:
                 found[i] = row
         for row in found:
             has = row["image_offset"] >= 0
-            row["image"] = read_at(row["shard"], row["image_offset"], row["image_size"]) if has else None
+            where = shard_file(self.inputs, row["input"], row["shard"])
+            row["image"] = read_at(where, row["image_offset"], row["image_size"]) if has else None
         return found
 
     def _part(self, part: int) -> pa.Table:
