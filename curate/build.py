@@ -12,7 +12,6 @@ the build). Records a builder cannot use are counted per task and reason, never 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.config import fingerprint, to_dict, to_yaml
-from curate.core.chunks import SPOOL_DIR, SpoolWriter, cpu_slots, run_chunks
+from curate.core.chunks import SPOOL_DIR, ChunkWriter, WorkerPool, run_chunks
 from curate.core.run_folder import RunFolder, open_run, paths_digest
 from curate.io.images import TarReader, read_image_bytes, to_jpeg
 from curate.ray_session import ray_session
@@ -76,11 +75,12 @@ class BuildWorker:
         self.cfg, self.out = cfg, Path(out)
         self.tars = TarReader()
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        chunk = int(batch["chunk"][0])
-        source_index, spec = json.loads(batch["spec"][0])
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        chunk = item["chunk"]
+        source_index, spec = item["spec"]
         source = self.cfg.sources[source_index]
-        spool = SpoolWriter(self.out, STAGE, chunk, SAMPLE_SCHEMA)
+        began = time.perf_counter()
+        spool = ChunkWriter(self.out, STAGE, chunk, SAMPLE_SCHEMA)
         skipped: dict[str, Counter] = defaultdict(Counter)
         records = 0
         for task, item in build_records(source, source.read_chunk(spec), self.tars):
@@ -90,8 +90,10 @@ class BuildWorker:
                 skipped[task][item.reason] += 1
             else:
                 spool.add(task, item)
-        info = {"source": source.name, "records": records, "samples": spool.close(), "skipped": skipped}
-        return {"chunk": [chunk], "info": [json.dumps(info)]}
+        samples = spool.close()
+        info = {"source": source.name, "records": records, "samples": samples, "skipped": skipped}
+        info["seconds"] = round(time.perf_counter() - began, 4)  # this chunk's work inside its worker
+        return {"chunk": chunk, "info": info}
 
 
 def chunk_specs(cfg: BuildConfig) -> list[Any]:
@@ -113,11 +115,13 @@ def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
         specs = chunk_specs(cfg)
         log.info("build %s: %d sources in %d chunks", cfg.name, len(cfg.sources), len(specs))
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-            out = str(cfg.out_dir.resolve())
-            work_started, workers = time.time(), cpu_slots()
-            markers = run_chunks(run, STAGE, specs, BuildWorker, {"cfg": cfg, "out": out}, what="build")
-            shards = write_task_shards(cfg.out_dir.resolve(), STAGE, markers, cfg.output.samples_per_shard)
-            timing = {"elapsed_s": time.time() - started, "work_s": time.time() - work_started, "workers": workers}
+            out = cfg.out_dir.resolve()
+            work_started = time.time()
+            pool = WorkerPool(BuildWorker, {"cfg": cfg, "out": str(out)})
+            markers = run_chunks(run, STAGE, specs, pool, "build")
+            shards = write_task_shards(pool, out, STAGE, markers, cfg.output.samples_per_shard)
+            pool.close()
+            timing = {"elapsed_s": time.time() - started, "work_s": time.time() - work_started, "workers": pool.size}
         return _finish(run, cfg, markers, shards, timing)
 
 
@@ -140,6 +144,7 @@ def _finish(run: RunFolder, cfg: BuildConfig, markers: dict, shards: dict[str, i
         },
         "sources": {s.name: dict(sorted(per_source[s.name].items())) for s in cfg.sources if s.name in per_source},
         "records": sum(info["records"] for info in markers.values()),
+        "worker_s": round(sum(info["seconds"] for info in markers.values()), 2),  # chunk work inside the workers
         "chunks": len(markers),
         "elapsed_s": round(timing["elapsed_s"], 2),
         "work_s": round(timing["work_s"], 2),  # chunks and shard cut, without Ray start-up (this attempt)

@@ -73,7 +73,9 @@ def _count(pattern: str):  # noqa: ANN202
 
 
 def _digests(out: Path) -> dict[str, str]:
-    files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name not in ("run.json", "stats.json", "config.yaml")]
+    files = [
+        p for p in sorted(out.rglob("*")) if p.is_file() and p.name not in ("run.json", "stats.json", "config.yaml")
+    ]
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if ".log" not in p.name}
 
 

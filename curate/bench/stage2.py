@@ -41,6 +41,17 @@ def _measured(command: list[str], what: str) -> tuple[TreeMemory, float]:
     return memory, time.perf_counter() - started
 
 
+def _memory(memory: TreeMemory) -> dict[str, Any]:
+    """Peaks, and the biggest processes at the RSS peak."""
+    figures = memory.as_dict()
+    return {
+        "peak_rss_gib": figures["peak_rss_gib"],
+        "peak_pss_gib": figures["peak_pss_gib"],
+        "peak_processes": figures["peak_processes"],
+        "top": memory.breakdown().splitlines()[:6],
+    }
+
+
 def _curate(command: str, config: dict[str, Any], path: Path) -> tuple[TreeMemory, float]:
     path.write_text(yaml.safe_dump(config))
     args = [sys.executable, "-m", "curate", "--log-level", "WARNING", command, str(path), "--overwrite"]
@@ -60,7 +71,7 @@ def build_at(samples: int, work: Path) -> dict[str, Any]:
     memory, wall = _curate("build", config, work / f"build_{samples}.yaml")
     stats = json.loads((out / "stats.json").read_text())
     built = stats["tasks"]["ref_grounding"]["samples"]
-    return {"samples": built, "wall_s": round(wall, 1), **memory.as_dict(), "stats": stats, "out": str(out)}
+    return {**_memory(memory), "samples": built, "wall_s": round(wall, 1), "stats": stats, "out": str(out)}
 
 
 def mix_at(build: dict[str, Any], budget: int, work: Path, *, replace: bool) -> dict[str, Any]:
@@ -77,9 +88,8 @@ def mix_at(build: dict[str, Any], budget: int, work: Path, *, replace: bool) -> 
     }
     memory, wall = _curate("mix", config, work / f"{out.name}.yaml")
     stats = json.loads((out / "stats.json").read_text())
-    return {"budget": budget, "pool": build["samples"], "wall_s": round(wall, 1), **memory.as_dict(),
-            "sequences": stats["sequences"], "packing_efficiency": stats["packing_efficiency"],
-            "top": memory.breakdown().splitlines()[:6]}  # fmt: skip
+    return {**_memory(memory), "budget": budget, "pool": build["samples"], "wall_s": round(wall, 1),
+            "sequences": stats["sequences"], "packing_efficiency": stats["packing_efficiency"]}  # fmt: skip
 
 
 def stage2_scale(work: Path, sizes: tuple[int, int] = (20_000, 100_000), big_budget: int = 1_000_000) -> dict:

@@ -1,78 +1,123 @@
-"""Chunked work on Ray Data, resumable per chunk, and fixed-size shards cut from what the chunks wrote (issue 15).
+"""Chunked work on a pool of Ray actors, resumable per chunk, and fixed-size shards cut from what the chunks wrote
+(issue 15).
 
-`run_chunks` sends the chunks that have no done-marker to a pool of Ray actors (one per CPU by default). A worker
-writes its own output (spool parts, index parts) and returns small counters; the driver writes the chunk's
-marker with them and holds nothing else. A killed run redoes only the chunks without a marker.
+`WorkerPool` starts one actor per CPU of the Ray cluster (or the local instance), each holding one worker object
+(a builder, a renderer, a writer) for the whole run. `run_chunks` sends it the chunks that have no done-marker;
+a worker writes its own output and returns small counters, and the driver writes the chunk's marker with them
+and holds nothing else. A killed run redoes only the chunks without a marker.
 
-`cut_shards` turns spool parts (one parquet per chunk, rows in order) into the final fixed-size shards: shard j
-holds rows [j*S, (j+1)*S) of the concatenation in chunk order, so the numbering is known from the markers'
-counts alone and every shard is cut by its own Ray task, reading only the row groups it needs.
+Chunk outputs that become task shards are spool parts in the final shard format (`ChunkWriter`: a tar, its
+parquet part, and the byte offset of every sample in the tar). `cut_shards` then writes the final fixed-size
+shards on the same actors: shard j holds rows [j*S, (j+1)*S) of the concatenation in chunk order, known from the
+markers' counts alone; its tar is copied byte range by byte range from the spool tars and its parquet part is
+the matching Arrow slices, so the cut never decodes a sample.
+
+The pool uses Ray core actors rather than Ray Data: a Ray Data dataset starts its own stats, autoscaling and
+location actors and new task workers for each stage, which cost a 2-core machine about a third of its CPU on a
+build (measured; README "Benchmarks"), and would not let the cut reuse the warm actors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.core.atomic import TMP_SUFFIX
+from curate.core.atomic import TMP_SUFFIX, write_atomic
 from curate.core.run_folder import RunFolder
-from curate.core.shards import PARQUET_DIR, SHARD_DIR, shard_done, write_shard
+from curate.core.shards import PARQUET_DIR, ROW_GROUP, SHARD_DIR, part_path, shard_done, shard_path, write_part
+from curate.core.tar import TarWriter
 
 log = logging.getLogger(__name__)
 SPOOL_DIR = "_spool"
-SPOOL_ROW_GROUP = 64  # rows per row group of a spool part: a cut reads whole row groups
 PROGRESS_EVERY_S = 10.0
+IN_FLIGHT = 2  # items queued per actor
 
 
 def cpu_slots() -> int:
-    """Ray actors to start: one per CPU of the cluster (or the local instance)."""
+    """Actors to start: one per CPU of the Ray cluster (or the local instance)."""
     import ray
 
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def run_chunks(
-    run: RunFolder, stage: str, specs: list[Any], worker: type, worker_kwargs: dict[str, Any], *,
-    what: str, concurrency: int | None = None,
-) -> dict[int, dict[str, Any]]:  # fmt: skip
-    """Run every chunk of `stage` that has no marker on a pool of `worker` actors; returns all markers.
+class ChunkActor:
+    """The body of every pool actor: one worker object, and the shard cut."""
 
-    Chunk i is described by `specs[i]` (JSON-able). `worker(**worker_kwargs)` is called with a batch
-    {"chunk": [i], "spec": [json]} and returns {"chunk": [i], "info": [json]}, the chunk's counters as a JSON
-    string. A chunk's outputs must be complete (written atomically) before it returns."""
-    chunks = list(range(len(specs)))
-    pending = run.pending(stage, chunks)
-    if pending:
+    def __init__(self, worker: type, kwargs: dict[str, Any]) -> None:
+        self.worker = worker(**kwargs)
+
+    def run(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self.worker(item)
+
+    def cut(self, item: dict[str, Any]) -> dict[str, Any]:
+        return cut_one(item)
+
+
+class WorkerPool:
+    """`size` Ray actors (1 CPU each) holding `worker(**kwargs)`; `map` runs items as actors come free."""
+
+    def __init__(self, worker: type, kwargs: dict[str, Any], size: int | None = None) -> None:
         import ray
 
-        slots = concurrency or cpu_slots()
-        log.info("%s: %d of %d chunks to do on %d Ray workers", what, len(pending), len(chunks), slots)
-        items = [{"chunk": c, "spec": json.dumps(specs[c])} for c in pending]
-        ds = ray.data.from_items(items, override_num_blocks=len(pending))
-        ds = ds.map_batches(
-            worker,
-            fn_constructor_kwargs=worker_kwargs,
-            batch_size=1,
-            concurrency=min(slots, len(pending)),
-            num_cpus=1,
-        )
+        self.size = size or cpu_slots()
+        remote = ray.remote(num_cpus=1, max_restarts=0)(ChunkActor)
+        self.actors = [remote.remote(worker, kwargs) for _ in range(self.size)]
+
+    def map(self, method: str, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Results of `actor.method(item)` for every item, in completion order. Each actor has two items in
+        flight, so it starts the next as soon as one ends, not after the driver has handled the result."""
+        import ray
+
+        todo = iter(items)
+        running: dict[Any, Any] = {}
+
+        def submit(actor: Any) -> None:
+            item = next(todo, None)
+            if item is not None:
+                running[getattr(actor, method).remote(item)] = actor
+
+        for _ in range(IN_FLIGHT):
+            for actor in self.actors:
+                submit(actor)
+        while running:
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            actor = running.pop(done)
+            submit(actor)
+            yield ray.get(done)  # a worker's exception is raised here, and fails the run (a rerun resumes)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+
+
+def run_chunks(run: RunFolder, stage: str, specs: list[Any], pool: WorkerPool, what: str) -> dict[int, dict]:
+    """Run every chunk of `stage` that has no marker on the pool; returns all markers.
+
+    Chunk i is described by `specs[i]` (JSON-able); the pool's worker is called with {"chunk": i, "spec": spec}
+    and returns {"chunk": i, "info": counters}. A chunk's outputs must be complete (written atomically) before it
+    returns."""
+    pending = run.pending(stage, range(len(specs)))
+    if pending:
+        log.info("%s: %d of %d chunks to do on %d Ray workers", what, len(pending), len(specs), pool.size)
         done, last = 0, time.time()
-        for row in ds.iter_rows():
-            run.mark_done(stage, int(row["chunk"]), json.loads(row["info"]))
+        for result in pool.map("run", ({"chunk": c, "spec": specs[c]} for c in pending)):
+            run.mark_done(stage, int(result["chunk"]), result["info"])
             done += 1
             if time.time() - last >= PROGRESS_EVERY_S or done == len(pending):
                 log.info("%s: %d/%d chunks done", what, done, len(pending))
                 last = time.time()
     markers = run.markers(stage)
-    missing = sorted(set(chunks) - set(markers))
+    missing = sorted(set(range(len(specs))) - set(markers))
     if missing:  # never a silent loss
         raise RuntimeError(f"{what}: chunks {missing[:10]} finished without a result")
     return markers
@@ -82,62 +127,86 @@ def run_chunks(
 
 
 def spool_path(out: Path, stage: str, group: str, chunk: int) -> Path:
+    """The spool parquet part of one chunk and group; the tar and offsets sit beside it."""
     return out / SPOOL_DIR / stage / group / f"chunk-{chunk:06d}.parquet"
 
 
-class SpoolWriter:
-    """One chunk's rows, per group (e.g. task), streamed into parquet row groups of SPOOL_ROW_GROUP rows; each
-    group's part appears (renamed from a temp name) only on `close`, so memory is one row group per group."""
+def _siblings(parquet: Path) -> tuple[Path, Path]:
+    return parquet.with_suffix(".tar"), parquet.with_suffix(".offsets")
+
+
+class ChunkWriter:
+    """One chunk's rows per group (e.g. task), written as they come in the final shard format: a tar (members as
+    `curate.core.shards.row_members` gives them), a parquet part in row groups of ROW_GROUP rows, and the
+    tar offset where each row starts (plus the end). Each group's files appear (renamed) only on `close`, so
+    memory is one row group per group and a killed worker leaves only temp files."""
 
     def __init__(self, out: Path, stage: str, chunk: int, schema: pa.Schema) -> None:
         self.out, self.stage, self.chunk, self.schema = out, stage, chunk, schema
-        self.buffers: dict[str, list[dict[str, Any]]] = {}
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.counts: dict[str, int] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
 
     def add(self, group: str, row: dict[str, Any]) -> None:
-        buffer = self.buffers.setdefault(group, [])
-        buffer.append(row)
-        self.counts[group] = self.counts.get(group, 0) + 1
-        if len(buffer) == SPOOL_ROW_GROUP:
-            self._flush(group)
+        from curate.core.shards import row_members
 
-    def _flush(self, group: str) -> None:
-        rows = self.buffers.pop(group, [])
-        if not rows:
-            return
-        if group not in self.writers:
-            tmp = self._tmp(group)
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            self.writers[group] = pq.ParquetWriter(tmp, self.schema)
-        self.writers[group].write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        g = self.groups.get(group) or self._open(group)
+        g["offsets"].append(g["tar"].offset)
+        for name, data in row_members(row):
+            g["tar"].add(name, data)
+        g["rows"].append(row)
+        if len(g["rows"]) == ROW_GROUP:
+            self._flush(g)
 
-    def _tmp(self, group: str) -> Path:
-        path = spool_path(self.out, self.stage, group, self.chunk)
-        return path.with_name(path.name + TMP_SUFFIX)
+    def _open(self, group: str) -> dict[str, Any]:
+        final = spool_path(self.out, self.stage, group, self.chunk)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = {f: f.with_name(f.name + TMP_SUFFIX) for f in (final, *_siblings(final))}
+        tar_file = open(tmp[_siblings(final)[0]], "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
+        g = {"final": final, "tmp": tmp, "file": tar_file, "tar": TarWriter(tar_file), "offsets": [], "rows": []}
+        g["parquet"] = pq.ParquetWriter(tmp[final], self.schema)
+        self.groups[group] = g
+        return g
+
+    def _flush(self, g: dict[str, Any]) -> None:
+        if g["rows"]:
+            g["parquet"].write_table(pa.Table.from_pylist(g["rows"], schema=self.schema))
+            g["rows"] = []
 
     def close(self) -> dict[str, int]:
-        """Finish every group's part; returns the rows written per group."""
-        for group in list(self.buffers):
-            self._flush(group)
-        for group, writer in self.writers.items():
-            writer.close()
-            os.replace(self._tmp(group), spool_path(self.out, self.stage, group, self.chunk))
-        return dict(self.counts)
+        """Finish every group's files; returns the rows written per group."""
+        counts = {}
+        for group, g in self.groups.items():
+            self._flush(g)
+            g["parquet"].close()
+            g["offsets"].append(g["tar"].offset)
+            g["tar"].close()
+            g["file"].close()
+            tar, offsets = _siblings(g["final"])
+            g["tmp"][offsets].write_bytes(np.asarray(g["offsets"], dtype="<i8").tobytes())
+            for path in (offsets, tar, g["final"]):  # the parquet part last: it is what a cut looks for
+                os.replace(g["tmp"][path], path)
+            counts[group] = len(g["offsets"]) - 1
+        return counts
 
 
 def read_rows(path: Path, start: int, stop: int) -> Iterator[dict[str, Any]]:
-    """Rows [start, stop) of a parquet file, reading only the row groups that hold them."""
+    """Rows [start, stop) of a parquet file as dicts, reading only the row groups that hold them."""
+    table = read_slice(path, start, stop)
+    yield from table.to_pylist()
+
+
+def read_slice(path: Path, start: int, stop: int) -> pa.Table:
+    """Rows [start, stop) of a parquet file as a table, reading only the row groups that hold them."""
     parquet = pq.ParquetFile(path)
-    first = 0
+    pieces, first = [], 0
     for group in range(parquet.num_row_groups):
         n = parquet.metadata.row_group(group).num_rows
         lo, hi = max(start, first), min(stop, first + n)
         if lo < hi:
-            yield from parquet.read_row_group(group).slice(lo - first, hi - lo).to_pylist()
+            pieces.append(parquet.read_row_group(group).slice(lo - first, hi - lo))
         first += n
         if first >= stop:
-            return
+            break
+    return pa.concat_tables(pieces) if pieces else parquet.schema_arrow.empty_table()
 
 
 def cut_plan(counts: list[tuple[str, int]], per_shard: int) -> list[list[tuple[str, int, int]]]:
@@ -161,35 +230,60 @@ def cut_plan(counts: list[tuple[str, int]], per_shard: int) -> list[list[tuple[s
 
 
 def cut_shards(
-    targets: dict[Path, list[tuple[Path, int]]], per_shard: int, schema: pa.Schema, what: str
+    pool: WorkerPool, targets: dict[Path, list[tuple[Path, int]]], per_shard: int, schema: pa.Schema, what: str
 ) -> dict[Path, int]:
-    """Write every missing shard of each target folder from its spool parts ((part, rows) in order), all in one
-    Ray Data job; returns the number of shards per folder."""
+    """Write every missing shard of each target folder from its spool parts ((part, rows) in order), on the
+    pool's actors; returns the number of shards per folder."""
     plans = {folder: cut_plan([(str(p), n) for p, n in counts if n], per_shard) for folder, counts in targets.items()}
     items = [
-        {"folder": str(folder), "index": i, "slices": json.dumps(plan[i])}
+        {"folder": str(folder), "index": i, "slices": plan[i], "schema": schema}
         for folder, plan in plans.items()
         for i in range(len(plan))
         if not shard_done(folder, i)
     ]
     if items:
-        import ray
-
         log.info("%s: cutting %d of %d shards", what, len(items), sum(len(p) for p in plans.values()))
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map_batches(_cut, fn_kwargs={"schema": schema}, batch_size=1, num_cpus=1)
-        for _ in ds.iter_rows():
+        for _ in pool.map("cut", items):
             pass
     for folder, plan in plans.items():
         _remove_extra(folder, len(plan))
     return {folder: len(plan) for folder, plan in plans.items()}
 
 
-def _cut(batch: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
-    index = int(batch["index"][0])
-    rows = [row for path, start, stop in json.loads(batch["slices"][0]) for row in read_rows(Path(path), start, stop)]
-    write_shard(Path(batch["folder"][0]), index, rows, schema)
-    return {"index": [index], "rows": [len(rows)]}
+def cut_one(item: dict[str, Any]) -> dict[str, Any]:
+    """One final shard: a whole spool part is renamed; anything else gets its parquet part from Arrow slices
+    and its tar from byte ranges of the spool tars (the same bytes either way)."""
+    folder, index, slices = Path(item["folder"]), int(item["index"]), item["slices"]
+    if len(slices) == 1 and slices[0][1] == 0 and slices[0][2] == pq.ParquetFile(slices[0][0]).metadata.num_rows:
+        return _rename(Path(slices[0][0]), folder, index, slices[0][2])
+    table = pa.concat_tables([read_slice(Path(p), start, stop) for p, start, stop in slices])
+    write_part(part_path(folder, index), table.cast(item["schema"]))  # parquet reads lists back as "element"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            tar = TarWriter(out)
+            for path, start, stop in slices:
+                source, offsets = _siblings(Path(path))
+                where = np.fromfile(offsets, dtype="<i8")
+                with open(source, "rb") as f:
+                    f.seek(int(where[start]))
+                    tar.add_raw(f.read(int(where[stop] - where[start])))
+            tar.close()
+
+    write_atomic(shard_path(folder, index), write)
+    return {"index": index, "rows": table.num_rows}
+
+
+def _rename(part: Path, folder: Path, index: int, rows: int) -> dict[str, Any]:
+    """Shard `index` is exactly spool part `part`: move its tar, then its parquet (a rerun after a kill between
+    the two finds the tar already moved: the plan is deterministic, so it is the same file)."""
+    for source, target in ((_siblings(part)[0], shard_path(folder, index)), (part, part_path(folder, index))):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.exists():
+            os.replace(source, target)
+        elif not target.exists():
+            raise RuntimeError(f"spool file {source} is missing and shard {target} was never written")
+    return {"index": index, "rows": rows}
 
 
 def _remove_extra(folder: Path, count: int) -> None:

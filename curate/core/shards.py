@@ -24,11 +24,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.core.atomic import write_atomic, write_parquet_atomic
+from curate.core.atomic import write_atomic
 from curate.core.run_folder import read_run
-from curate.core.tar import add_member
+from curate.core.tar import TarWriter
 
 SHARD_DIR, PARQUET_DIR = "shards", "parquet"
+ROW_GROUP = 64  # rows per parquet row group in every output: a part written in one go or cut from spool parts
+# of any size is the same file, and a reader holds one row group (of images) at a time
 IMAGE, IMAGES = "image", "image_bytes"  # the binary columns
 Row = dict[str, Any]
 
@@ -47,15 +49,21 @@ def shard_done(folder: Path, index: int) -> bool:
 
 def write_shard(folder: Path, index: int, rows: list[Row], schema: pa.Schema) -> None:
     """Shard `index` of `folder`: parquet part, then tar, each under a temp name and renamed."""
-    write_parquet_atomic(part_path(folder, index), pa.Table.from_pylist(rows, schema=schema))
+    write_part(part_path(folder, index), pa.Table.from_pylist(rows, schema=schema))
     write_atomic(shard_path(folder, index), lambda tmp: write_tar(tmp, rows))
 
 
+def write_part(path: Path, table: pa.Table) -> None:
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP))
+
+
 def write_tar(path: Path, rows: list[Row]) -> None:
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+    with open(path, "wb") as f:
+        tar = TarWriter(f)
         for row in rows:
             for name, data in row_members(row):
-                add_member(tar, name, data)
+                tar.add(name, data)
+        tar.close()
 
 
 def row_members(row: Row) -> list[tuple[str, bytes]]:

@@ -7,7 +7,6 @@ so a writer fetches any drawn sample's bytes with one seek.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -76,9 +75,9 @@ class IndexWorker:
         self.out, self.inputs = Path(out), inputs
         self.counter = make_counter(tokenizer)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        chunk = int(batch["chunk"][0])
-        number, shard = json.loads(batch["spec"][0])
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        chunk = item["chunk"]
+        number, shard = item["spec"]
         rows = []
         for meta, where in read_tar_index(shard_file(self.inputs, number, shard)):
             offset, size = where.get("jpg", (-1, 0))
@@ -95,7 +94,7 @@ class IndexWorker:
             )
         write_parquet_atomic(index_path(self.out, chunk), pa.Table.from_pylist(rows, schema=INDEX_SCHEMA))
         info = {"rows": len(rows), "tasks": dict(Counter(r["task"] for r in rows))}
-        return {"chunk": [chunk], "info": [json.dumps(info)]}
+        return {"chunk": chunk, "info": info}
 
 
 class Pool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from curate.config import fingerprint, to_dict, to_yaml
 from curate.core.atomic import write_bytes_atomic
-from curate.core.chunks import run_chunks
+from curate.core.chunks import WorkerPool, run_chunks
 from curate.core.run_folder import open_run, paths_digest
 from curate.core.shards import read_at, read_parquet
 from curate.mix import plan
@@ -54,12 +54,15 @@ def run_mix(cfg: MixConfig, overwrite: bool = False) -> dict[str, Any]:
         out = cfg.out_dir.resolve()
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
             inputs = [str(Path(p).resolve()) for p in cfg.inputs]
-            kwargs = {"out": str(out), "inputs": inputs, "tokenizer": cfg.tokenizer}
-            markers = run_chunks(run, "index", shards, IndexWorker, kwargs, what="mix index")
-            pool = Pool(out, len(shards), cfg.seq_len)
-            table, missing, specs, tasks = _plan(out, pool, cfg)
-            kwargs = {"out": str(out), "inputs": inputs, "tasks": tasks, "offsets": pool.offsets.tolist()}
-            run_chunks(run, "write", specs, MixWriter, kwargs, what="mix shards")
+            pool = WorkerPool(IndexWorker, {"out": str(out), "inputs": inputs, "tokenizer": cfg.tokenizer})
+            markers = run_chunks(run, "index", shards, pool, "mix index")
+            pool.close()
+            samples = Pool(out, len(shards), cfg.seq_len)
+            table, missing, specs, tasks = _plan(out, samples, cfg)
+            kwargs = {"out": str(out), "inputs": inputs, "tasks": tasks, "offsets": samples.offsets.tolist()}
+            pool = WorkerPool(MixWriter, kwargs)
+            run_chunks(run, "write", specs, pool, "mix shards")
+            pool.close()
         sft = write_sft(out, len(markers), cfg, inputs)
         stats = _stats(cfg, table, missing, tokenizer=counter.name, sft=sft, elapsed=time.time() - started)
         run.finish(stats, scratch=(plan.PLAN_DIR,))

@@ -4,7 +4,6 @@ input shards (one seek each), and writes the shard. Nothing passes through the d
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,8 @@ class MixWriter:
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.parts: OrderedDict[int, pa.Table] = OrderedDict()
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        chunk = int(batch["chunk"][0])
-        spec = json.loads(batch["spec"][0])
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        chunk, spec = item["chunk"], item["spec"]
         labels = spec["labels"]
         plans = {}
         for t, task in enumerate(self.tasks):
@@ -65,7 +63,7 @@ class MixWriter:
             rows.append(_sequence_row(sequence_key(spec["first"] + i), self.tasks[t], seq["lengths"], samples))
         write_shard(self.out, chunk, rows, SEQUENCE_SCHEMA)
         info = {"sequences": len(rows), "samples": sum(len(r["sample_keys"]) for r in rows)}
-        return {"chunk": [chunk], "info": [json.dumps(info)]}
+        return {"chunk": chunk, "info": info}
 
     def _samples(self, members: list[int]) -> list[dict[str, Any]]:
         """Index rows of global ids `members` (in that order), each with its image bytes (or None)."""

@@ -5,14 +5,13 @@ output is the same however the chunks were scheduled (issue 15)."""
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from curate.config import fingerprint, to_dict, to_yaml
-from curate.core.chunks import SPOOL_DIR, SpoolWriter, cpu_slots, run_chunks
+from curate.core.chunks import SPOOL_DIR, ChunkWriter, WorkerPool, run_chunks
 from curate.core.run_folder import open_run, paths_digest
 from curate.ocr.corpus import Corpus
 from curate.ocr.fonts import available_fonts
@@ -45,11 +44,11 @@ class OcrWorker:
         self.renderer = make_renderer(cfg)
         self.builder = Ocr()
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        chunk = int(batch["chunk"][0])
-        start, stop = json.loads(batch["spec"][0])
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        chunk = item["chunk"]
+        start, stop = item["spec"]
         began = time.perf_counter()
-        spool = SpoolWriter(self.out, STAGE, chunk, SAMPLE_SCHEMA)
+        spool = ChunkWriter(self.out, STAGE, chunk, SAMPLE_SCHEMA)
         languages, skipped = {"en": 0, "zh": 0}, 0
         for index in range(start, stop):
             doc = self.renderer.render(self.cfg.seed, index)
@@ -66,7 +65,7 @@ class OcrWorker:
             "skipped_lines": skipped,
             "seconds": time.perf_counter() - began,
         }
-        return {"chunk": [chunk], "info": [json.dumps(info)]}
+        return {"chunk": chunk, "info": info}
 
 
 def document_record(doc: Document, index: int, source: str = "synthdog") -> dict[str, Any]:
@@ -96,11 +95,11 @@ def run_ocr(cfg: OcrSynthConfig, overwrite: bool = False) -> dict[str, Any]:
         specs = [[start, min(start + size, cfg.count)] for start in range(0, cfg.count, size)]
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
             out = cfg.out_dir.resolve()
-            workers = cfg.workers or cpu_slots()
-            markers = run_chunks(
-                run, STAGE, specs, OcrWorker, {"cfg": cfg, "out": str(out)}, what="ocr", concurrency=workers
-            )
-            shards = write_task_shards(out, STAGE, markers, cfg.output.samples_per_shard)
+            pool = WorkerPool(OcrWorker, {"cfg": cfg, "out": str(out)}, cfg.workers or None)
+            markers = run_chunks(run, STAGE, specs, pool, "ocr")
+            shards = write_task_shards(pool, out, STAGE, markers, cfg.output.samples_per_shard)
+            pool.close()
+            workers = pool.size
         stats = _stats(cfg, markers, shards, workers, time.time() - started)
         run.finish(stats, scratch=(SPOOL_DIR,))
         return stats

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate.core.chunks import cut_shards, spool_path
+from curate.core.chunks import WorkerPool, cut_shards, spool_path
 from curate.tasks.base import Example
 from curate.tasks.validate import check_sample
 
@@ -35,12 +35,14 @@ def sample_row(example: Example, image: bytes | None) -> dict[str, Any]:
     return {**sample, "image": image if example.images else None}
 
 
-def write_task_shards(out: Path, stage: str, markers: dict[int, dict[str, Any]], per_shard: int) -> dict[str, int]:
+def write_task_shards(
+    pool: WorkerPool, out: Path, stage: str, markers: dict[int, dict[str, Any]], per_shard: int
+) -> dict[str, int]:
     """Cut every task's spool parts (chunk order) into fixed-size shards under out/<task>; shards per task."""
     tasks = sorted({t for info in markers.values() for t in info["samples"]})
     targets = {
         out / task: [(spool_path(out, stage, task, c), markers[c]["samples"].get(task, 0)) for c in sorted(markers)]
         for task in tasks
     }
-    counts = cut_shards(targets, per_shard, SAMPLE_SCHEMA, f"{stage} shards")
+    counts = cut_shards(pool, targets, per_shard, SAMPLE_SCHEMA, f"{stage} shards")
     return {folder.name: n for folder, n in counts.items()}
