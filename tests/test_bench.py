@@ -29,7 +29,7 @@ def test_ratio_goal_and_table():
 def test_config_is_strict():
     cfg = load_bench(BENCH_YAML)
     assert cfg.metadata_rows == 100_000 and cfg.peer_samples == 5000 and set(cfg.parts) >= {"P1", "P5", "peer"}
-    with pytest.raises(ConfigError, match="unknown; valid: P1, P2, P3, P4, P5, peer"):
+    with pytest.raises(ConfigError, match="unknown; valid: P1, P2, P3, P4, P5, P6, peer"):
         load_bench(BENCH_YAML, ["parts=[P9]"])
     with pytest.raises(ConfigError, match="unknown field"):
         load_bench(BENCH_YAML, ["rows=5"])
