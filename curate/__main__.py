@@ -177,6 +177,8 @@ def _run_command(
     )
     p.add_argument("--out", help="output dir (default out/<name>)")
     p.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    if name != "train":
+        p.add_argument("--address", help="Ray cluster address (default: local Ray, or $RAY_ADDRESS)")
     p.set_defaults(func=func)
     return p
 
@@ -194,14 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_filter,
         overwrite_help="delete an existing output dir instead of resuming",
     )
-    p.add_argument("--address", help="Ray cluster address (default: local Ray, or $RAY_ADDRESS)")
     _run_command(
         sub,
         "build",
         "stage-2 task building: sources -> the seven Qwen-VL task formats -> shards",
         example="pipelines/tasks_shared.yaml",
         func=cmd_build,
-        overwrite_help="replace a build made with another config",
+        overwrite_help="delete an existing output dir instead of resuming",
     )
     _run_command(
         sub,
@@ -209,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         "render synthetic OCR documents (en + zh) with line quads -> ocr task shards",
         example="pipelines/ocr_synth.yaml",
         func=cmd_ocr,
-        overwrite_help="replace output made with another config",
+        overwrite_help="delete an existing output dir instead of resuming",
     )
     _run_command(
         sub,
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stage-2 task mixture: weighted sample, packed sequences, SFT export",
         example="pipelines/stage2_mix.yaml",
         func=cmd_mix,
-        overwrite_help="replace output made with another config",
+        overwrite_help="delete an existing output dir instead of resuming",
     )
 
     p = _run_command(

@@ -116,8 +116,8 @@ def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
         log.info("build %s: %d sources in %d chunks", cfg.name, len(cfg.sources), len(specs))
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
             out = cfg.out_dir.resolve()
-            work_started = time.time()
             pool = WorkerPool(BuildWorker, {"cfg": cfg, "out": str(out)})
+            work_started = time.time()
             markers = run_chunks(run, STAGE, specs, pool, "build")
             shards = write_task_shards(pool, out, STAGE, markers, cfg.output.samples_per_shard)
             pool.close()
@@ -147,7 +147,7 @@ def _finish(run: RunFolder, cfg: BuildConfig, markers: dict, shards: dict[str, i
         "worker_s": round(sum(info["seconds"] for info in markers.values()), 2),  # chunk work inside the workers
         "chunks": len(markers),
         "elapsed_s": round(timing["elapsed_s"], 2),
-        "work_s": round(timing["work_s"], 2),  # chunks and shard cut, without Ray start-up (this attempt)
+        "work_s": round(timing["work_s"], 2),  # chunks and shard cut; Ray and its workers already started
         "workers": timing["workers"],
     }
     run.finish(stats, scratch=(SPOOL_DIR,))

@@ -33,7 +33,10 @@ def run_bench(cfg: BenchConfig) -> tuple[list[Figure], Path]:
                      "" if ratio is None else f" (ratio {ratio:.3f} vs {f.baseline_name})")  # fmt: skip
 
     parts = set(cfg.parts)
-    run_cfg = url_run(cfg.filter_config, cfg.filter_overrides, cfg.download_urls, work / "download")
+    needs_demo = parts & {"P1", "P2", "P3", "peer"}  # P4-P6 make their own inputs
+    run_cfg = (
+        url_run(cfg.filter_config, cfg.filter_overrides, cfg.download_urls, work / "download") if needs_demo else None
+    )
     images = None
     if parts & {"P1", "P3", "peer"}:
         figure, images = bench_download(run_cfg, work / "download")

@@ -32,7 +32,16 @@ import pyarrow.parquet as pq
 
 from curate.core.atomic import TMP_SUFFIX, write_atomic
 from curate.core.run_folder import RunFolder
-from curate.core.shards import PARQUET_DIR, ROW_GROUP, SHARD_DIR, part_path, shard_done, shard_path, write_part
+from curate.core.shards import (
+    PARQUET_DIR,
+    ROW_GROUP,
+    SHARD_DIR,
+    part_path,
+    row_members,
+    shard_done,
+    shard_path,
+    write_part,
+)
 from curate.core.tar import TarWriter
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,9 @@ class ChunkActor:
     def __init__(self, worker: type, kwargs: dict[str, Any]) -> None:
         self.worker = worker(**kwargs)
 
+    def ready(self) -> bool:
+        return True
+
     def run(self, item: dict[str, Any]) -> dict[str, Any]:
         return self.worker(item)
 
@@ -70,6 +82,7 @@ class WorkerPool:
         self.size = size or cpu_slots()
         remote = ray.remote(num_cpus=1, max_restarts=0)(ChunkActor)
         self.actors = [remote.remote(worker, kwargs) for _ in range(self.size)]
+        ray.get([actor.ready.remote() for actor in self.actors])  # started: imports done, worker object built
 
     def map(self, method: str, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Results of `actor.method(item)` for every item, in completion order. Each actor has two items in
@@ -146,8 +159,6 @@ class ChunkWriter:
         self.groups: dict[str, dict[str, Any]] = {}
 
     def add(self, group: str, row: dict[str, Any]) -> None:
-        from curate.core.shards import row_members
-
         g = self.groups.get(group) or self._open(group)
         g["offsets"].append(g["tar"].offset)
         for name, data in row_members(row):
