@@ -133,7 +133,7 @@ def bench_stage2(work: Path, sizes: tuple[int, int], big_budget: int, bare_sampl
             baseline=bare,
             baseline_name=f"the same builders in a bare loop ({bare_samples:,} samples, 1 core)",
             goal=0.8,
-            note="chunks + shard cut; Ray start-up excluded (in wall_s)",
+            note="chunks + shard cut, wall clock; Ray and worker start-up left out (wall_s has them)",
             details={"work_s": stats["work_s"], "wall_s": large["wall_s"]},
         ),
         Figure(
