@@ -114,8 +114,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from curate.format.validate import validate_paths
     from curate.mix.validate import is_mix_output, validate_mix
-    from curate.tasks.validate import validate_paths
 
     checked, bad = 0, {}
     for path in map(Path, args.paths):

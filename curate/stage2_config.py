@@ -109,7 +109,7 @@ class MixConfig:
     seed: int = 0
     seq_len: int = 2048  # packed sequence capacity in tokens (paper §2.2)
     window: int = 10000  # drawn samples packed together (best-fit decreasing within each window)
-    tokenizer: str | None = None  # local Hugging Face tokenizer folder; None = byte-level offline default
+    tokenizer: str = "qwen_vl"  # qwen_vl (Qwen-VL's own vocabulary, offline), bytes, or a local HF tokenizer folder
     sft: SftConfig = field(default_factory=SftConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     ray: RayConfig = field(default_factory=RayConfig)

@@ -15,11 +15,10 @@ import regex
 
 from curate.errors import ConfigError
 from curate.filters.base import Batch, Filter
+from curate.format import qwen
 
 # Qwen-VL's own special-token strings (QWENVL_FORMAT.md §8.5) and CC12M-style `<PERSON>` placeholders.
-SPECIAL_TAG = regex.compile(
-    r"</?(?:img|ref|box|quad|imgpad)>|<\|(?:endoftext|im_start|im_end|extra_\d+)\|>|<[A-Z][A-Z_]{2,}>"
-)
+SPECIAL_TAG = regex.compile(qwen.SPECIAL_TOKEN.pattern + r"|<[A-Z][A-Z_]{2,}>")
 HTML_TAG = regex.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|<!--.*?-->", regex.S)
 # Irregular patterns: machine residue that says nothing about the image.
 IRREGULAR = [

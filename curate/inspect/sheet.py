@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from curate.inspect.regions import regions
+from curate.format.regions import regions
 from curate.inspect.views import View
 from curate.io.images import decode_rgb
 

@@ -21,7 +21,7 @@ from curate.core.atomic import write_parquet_atomic
 from curate.core.run_folder import read_run
 from curate.core.shards import output_files, read_tar_index
 from curate.errors import ConfigError
-from curate.mix.tokens import make_counter
+from curate.format.tokenizer import make_tokenizer
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "index"
@@ -33,7 +33,7 @@ INDEX_SCHEMA = pa.schema(
         ("images", pa.list_(pa.string())),
         ("prefix", pa.string()),
         ("target", pa.string()),
-        ("tokens", pa.int32()),  # prefix + target with the mix's tokenizer
+        ("tokens", pa.int32()),  # prefix + target as the trainer encodes them, with the mix's tokenizer
         ("input", pa.int16()),  # which of the mix's inputs (config `inputs`, in order) holds the sample
         ("shard", pa.string()),  # the tar, relative to that input
         ("image_offset", pa.int64()),  # byte offset of <key>.jpg in that tar; -1 when the sample has no bytes
@@ -73,7 +73,7 @@ class IndexWorker:
 
     def __init__(self, out: str, inputs: list[str], tokenizer: str | None) -> None:
         self.out, self.inputs = Path(out), inputs
-        self.counter = make_counter(tokenizer)
+        self.tokenizer = make_tokenizer(tokenizer)
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
         chunk = item["chunk"]
@@ -84,7 +84,7 @@ class IndexWorker:
             rows.append(
                 {
                     **{k: meta[k] for k in ("task", "key", "source", "images", "prefix", "target")},
-                    "tokens": self.counter.count(meta["prefix"] + meta["target"]),
+                    "tokens": self.tokenizer.count_sample(meta["prefix"], meta["target"]),
                     "input": number,
                     "shard": shard,
                     "image_offset": offset,

@@ -22,6 +22,7 @@ from curate.core.atomic import write_bytes_atomic
 from curate.core.chunks import WorkerPool, run_chunks
 from curate.core.run_folder import open_run, paths_digest
 from curate.core.shards import read_at, read_parquet
+from curate.format.tokenizer import make_tokenizer
 from curate.mix import plan
 from curate.mix.index import INDEX_SCHEMA, IndexWorker, Pool, index_path, input_shards, shard_file
 from curate.mix.sft import (
@@ -33,7 +34,6 @@ from curate.mix.sft import (
     question_conversation,
     question_conversations,
 )
-from curate.mix.tokens import make_counter
 from curate.mix.write import MixWriter
 from curate.ray_session import ray_session
 from curate.stage2_config import MixConfig
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 def run_mix(cfg: MixConfig, overwrite: bool = False) -> dict[str, Any]:
     started = time.time()
-    counter = make_counter(cfg.tokenizer)  # a bad tokenizer path fails here, before Ray
+    tokenizer = make_tokenizer(cfg.tokenizer)  # a bad tokenizer fails here, before Ray
     shards = input_shards(cfg.inputs)
     models = paths_digest([cfg.tokenizer]) if cfg.tokenizer else ""
     identity = {"config": fingerprint(cfg), "input": paths_digest(cfg.inputs), "models": models}
@@ -64,7 +64,7 @@ def run_mix(cfg: MixConfig, overwrite: bool = False) -> dict[str, Any]:
             run_chunks(run, "write", specs, pool, "mix shards")
             pool.close()
         sft = write_sft(out, len(markers), cfg, inputs)
-        stats = _stats(cfg, table, missing, tokenizer=counter.name, sft=sft, elapsed=time.time() - started)
+        stats = _stats(cfg, table, missing, tokenizer=tokenizer.name, sft=sft, elapsed=time.time() - started)
         run.finish(stats, scratch=(plan.PLAN_DIR,))
         return stats
 

@@ -10,19 +10,13 @@ web_demo_mm.py keeps a conversation-global index.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from curate.tasks import qwen
+from curate.format import qwen
 
-QUESTION = re.compile(r"^<img>(?P<image>.*?)</img>(?P<question>.*) Answer:$", re.S)
-REF_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img><ref>(?P<expression>.*)</ref>$", re.S)
-CAPTION_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img>Generate the caption in (?P<lang>English|Chinese):$")
-FORBIDDEN = re.compile(r"<\|(?:endoftext|im_start|im_end|extra_\d+)\|>|<imgpad>")
-PICTURE = re.compile(r"Picture (\d+): <img>(.*?)</img>\n")
 DESCRIBE = {"English": "Describe this picture.", "Chinese": "描述这张图片。"}
 FOLLOW_UP = {"English": "And this one?", "Chinese": "那这张呢？"}
 SFT_IMAGES = "sft_images"  # the conversations' images, in the mix output beside sft.json
@@ -38,9 +32,9 @@ def _picture(n: int, image: str) -> str:
 
 def _question(row: dict[str, Any]) -> tuple[str, str, str] | None:
     """(image, question, answer) of a VQA or referring-grounding sample, else None."""
-    if row["task"] == "vqa" and (m := QUESTION.match(row["prefix"])):
+    if row["task"] == "vqa" and (m := qwen.VQA_PREFIX.match(row["prefix"])):
         return m["image"], m["question"].strip(), _answer(row["target"])
-    if row["task"] == "ref_grounding" and (m := REF_PREFIX.match(row["prefix"])):
+    if row["task"] == "ref_grounding" and (m := qwen.REF_PREFIX.match(row["prefix"])):
         answer = qwen.ref(m["expression"]) + _answer(row["target"])  # README chat form: <ref>x</ref><box>…</box>
         return m["image"], f"Find {m['expression']} in the picture.", answer
     return None
@@ -69,7 +63,7 @@ def caption_sample(rows: Iterable[dict[str, Any]], size: int, seed: int) -> list
     chosen: list[tuple[dict, str, str]] = []
     seen = 0
     for row in rows:
-        m = CAPTION_PREFIX.match(row["prefix"]) if row["task"] == "caption" else None
+        m = qwen.CAPTION_PREFIX.match(row["prefix"]) if row["task"] == "caption" else None
         if not m:
             continue
         seen += 1
@@ -134,14 +128,14 @@ def check_conversation(item: dict[str, Any]) -> list[str]:
         if not isinstance(value, str) or not value:
             errors.append(f"turn {i}: empty value")
             continue
-        if FORBIDDEN.search(value):
+        if qwen.NOT_IN_CHAT.search(value):
             errors.append(f"turn {i}: literal special token in content")
-        for number, path in PICTURE.findall(value):
+        for number, path in qwen.PICTURE.findall(value):
             if int(number) != expected_picture:
                 errors.append(f"turn {i}: Picture {number}, expected Picture {expected_picture}")
             expected_picture += 1
             if len(path.encode()) > qwen.MAX_IMAGE_PATH_BYTES:
                 errors.append(f"turn {i}: image path over 256 bytes")
-        if value.count("<img>") != len(PICTURE.findall(value)):
+        if value.count(qwen.IMG_START) != len(qwen.PICTURE.findall(value)):
             errors.append(f"turn {i}: every <img> needs 'Picture N: ' before it and a newline after it")
     return errors

@@ -12,20 +12,18 @@ Problems are reported per shard, sequence or conversation; nothing is repaired.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from curate.core.run_folder import read_run
 from curate.core.shards import PARQUET_DIR, SHARD_DIR, read_parquet, read_tar
+from curate.format import qwen
+from curate.format.tokenizer import make_tokenizer
+from curate.format.validate import check_sample
 from curate.io import task_records
 from curate.io.images import JPEG_MAGIC
 from curate.mix.sft import check_conversation
-from curate.mix.tokens import make_counter
-from curate.tasks.validate import check_sample
-
-IMAGE_IN_TEXT = re.compile(r"<img>(.*?)</img>", re.S)
 
 
 def is_mix_output(path: Path) -> bool:
@@ -36,7 +34,7 @@ def is_mix_output(path: Path) -> bool:
 def validate_mix(path: Path) -> tuple[int, dict[str, list[str]]]:
     """(samples checked, {shard, sequence key or conversation id: problems}) of a mix output folder."""
     config = (read_run(path) or {}).get("resolved_config") or {}
-    counter = make_counter(config.get("tokenizer"))
+    counter = make_tokenizer(config.get("tokenizer"))
     seq_len = int(config.get("seq_len", 2048))
     replaced = set(config.get("with_replacement") or [])
     bad: dict[str, list[str]] = {}
@@ -98,7 +96,7 @@ def _check_sequence(row: dict[str, Any], counter: Any, seq_len: int) -> list[str
         problems += [f"{key}: {e}" for e in check_sample(sample)]
         if sample["images"] and not (sample["image"] or b"").startswith(JPEG_MAGIC):
             problems.append(f"{key}: image {sample['images'][0]!r} has no JPEG bytes in the shard")
-        tokens = counter.count(sample["prefix"] + sample["target"])
+        tokens = counter.count_sample(sample["prefix"], sample["target"])
         if list(boundary) != [start, tokens]:
             problems.append(f"{key}: boundary {list(boundary)} but the sample starts at {start} and counts {tokens}")
         start += tokens
@@ -129,7 +127,7 @@ def _check_sft(sft: Path, root: Path) -> Iterator[tuple[str, list[str]]]:
     for item in items:
         problems = check_conversation(item)
         for turn in item.get("conversations") or []:
-            for image in IMAGE_IN_TEXT.findall(str(turn.get("value"))):
+            for image in qwen.IMAGE_SPAN.findall(str(turn.get("value"))):
                 file = (root / image).resolve()
                 inside = file.is_relative_to(root.resolve())
                 if not inside or not file.is_file() or not file.read_bytes().startswith(JPEG_MAGIC):

@@ -58,7 +58,7 @@ def language_of(text: str) -> str:
 
 def image_problem(record: Mapping[str, Any]) -> Skip | None:
     """A Skip when the record's image path cannot go inside <img>…</img> (over 256 bytes, '<', not NFC)."""
-    from curate.tasks import qwen
+    from curate.format import qwen
 
     try:
         qwen.img(record["image"])

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from curate.tasks import qwen
+from curate.format import qwen
 from curate.tasks.base import Built, Example, Skip, image_problem, language_of, make_key
 
 SYNONYMS_FILE = Path(__file__).resolve().parent.parent / "assets" / "coco_synonyms.yaml"

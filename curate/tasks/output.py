@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow as pa
 
 from curate.core.chunks import WorkerPool, cut_shards, spool_path
+from curate.format.validate import check_sample
 from curate.tasks.base import Example
-from curate.tasks.validate import check_sample
 
 SAMPLE_SCHEMA = pa.schema(
     [

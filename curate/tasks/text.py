@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from curate.tasks import qwen
+from curate.format import qwen
 from curate.tasks.base import Built, Example, Skip, make_key
 
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from curate.tasks import qwen
+from curate.format import qwen
 from curate.tasks.base import Built, Example, Skip, image_problem, language_of, make_key
 
 

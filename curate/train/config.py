@@ -24,7 +24,7 @@ class ModelConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    tokenizer: str | None = None  # a local Hugging Face tokenizer folder; None = bytes + special tokens
+    tokenizer: str | None = None  # qwen_vl, bytes (None), or a local Hugging Face tokenizer folder
 
 
 @dataclass(frozen=True, kw_only=True)

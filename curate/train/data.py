@@ -13,7 +13,6 @@ import glob
 import json
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,15 +25,15 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from curate.core.shards import read_output, read_tar
 from curate.errors import ConfigError
+from curate.format import qwen
+from curate.format.tokenizer import IGNORE, Encoded, Tokenizer
 from curate.io import task_records
 from curate.io.images import decode_rgb
-from curate.train.tokenizer import IGNORE, Encoded, Tokenizer
 
 log = logging.getLogger(__name__)
 # The CLIP normalization Qwen-VL's visual.py applies after a plain squash Resize((S, S), BICUBIC) (§7).
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
-IMAGE_IN_TEXT = re.compile(r"<img>(.*?)</img>", re.S)
 
 
 def find_shards(patterns: tuple[str, ...] | list[str]) -> list[str]:
@@ -257,7 +256,7 @@ def sft_items(path: str, image_sources: tuple[str, ...]) -> tuple[list[dict[str,
         raise ConfigError(f"data.sft {path} not found (run curate mix)")
     root = Path(path).parent
     conversations = json.loads(Path(path).read_text())
-    needed = {p for c in conversations for turn in c["conversations"] for p in IMAGE_IN_TEXT.findall(turn["value"])}
+    needed = {p for c in conversations for turn in c["conversations"] for p in qwen.IMAGE_SPAN.findall(turn["value"])}
     found: dict[str, bytes] = {p: (root / p).read_bytes() for p in needed if (root / p).is_file()}
     for folder in image_sources:
         for row in read_output(Path(folder), "parquet"):
@@ -265,7 +264,7 @@ def sft_items(path: str, image_sources: tuple[str, ...]) -> tuple[list[dict[str,
                 found.setdefault(row["images"][0], row["image"])
     items, skipped = [], Counter()
     for convo in conversations:
-        paths = [p for turn in convo["conversations"] for p in IMAGE_IN_TEXT.findall(turn["value"])]
+        paths = [p for turn in convo["conversations"] for p in qwen.IMAGE_SPAN.findall(turn["value"])]
         if any(found.get(p) is None for p in paths):
             skipped["image_missing"] += 1
             continue

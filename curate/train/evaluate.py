@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -11,13 +10,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from curate.inspect.regions import regions
-from curate.tasks import qwen
+from curate.format import qwen
+from curate.format.regions import regions
+from curate.format.tokenizer import IGNORE, Encoded, Tokenizer
 from curate.train.data import image_tensor
 from curate.train.model import VLM, attention_mask, next_token_targets
-from curate.train.tokenizer import IGNORE, Encoded, Tokenizer
 
-OCR_LINE = re.compile(r"<ref>(.*?)</ref><quad>", re.S)
 N_EXAMPLES = 3  # generated examples kept in the report per task
 
 
@@ -37,8 +35,8 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 def line_match(predicted: str, target: str) -> tuple[int, int]:
     """(target OCR lines reproduced exactly, target lines): each predicted line can match one target line."""
-    want = Counter(OCR_LINE.findall(target))
-    got = Counter(OCR_LINE.findall(predicted))
+    want = Counter(qwen.OCR_LINE.findall(target))
+    got = Counter(qwen.OCR_LINE.findall(predicted))
     return sum((want & got).values()), sum(want.values())
 
 

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from curate.core.run_folder import RunFolder, exclusive
 from curate.errors import ConfigError
+from curate.format.tokenizer import Tokenizer, make_tokenizer
 from curate.train.config import TrainConfig
 from curate.train.data import (
     Collator,
@@ -42,7 +43,6 @@ from curate.train.evaluate import generation_report, task_losses
 from curate.train.model import VLM, VLMConfig
 from curate.train.optim import get_lr, make_optimizer
 from curate.train.run_dir import MetricsLog, init_weights, load_checkpoint, prepare_run, save_checkpoint, write_report
-from curate.train.tokenizer import Tokenizer, make_tokenizer
 
 log = logging.getLogger(__name__)
 SFT_HOLDOUT = 20  # stage 3 holds out every 20th conversation (5%) when holdout_shards > 0

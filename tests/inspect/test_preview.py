@@ -12,8 +12,8 @@ from PIL import Image
 from curate import stage2_config
 from curate.__main__ import main
 from curate.build import run_build
+from curate.format.regions import regions
 from curate.inspect import api
-from curate.inspect.regions import regions
 from curate.inspect.views import collect
 
 PREVIEWS = REPO / "out" / "test_previews"  # kept after the run so the PNGs can be looked at

@@ -11,10 +11,10 @@ from helpers import REPO
 
 from curate import config, stage2_config
 from curate.build import run_build
+from curate.format.tokenizer import make_tokenizer
 from curate.mix.pack import pack
 from curate.mix.run import run_mix
 from curate.mix.sft import check_conversation
-from curate.mix.tokens import ByteTokens, make_counter
 from curate.ocr.run import run_ocr
 
 WEIGHTS = {
@@ -64,11 +64,11 @@ def test_realized_shares_are_within_2_points_of_the_weights(mixed):
 
 def test_no_sequence_exceeds_the_limit_and_packing_is_efficient(mixed):
     cfg, stats = mixed
-    counter = ByteTokens()
+    counter = make_tokenizer(cfg.tokenizer)
     table = pq.read_table(cfg.out_dir / "parquet").to_pylist()
     assert sum(len(r["sample_keys"]) for r in table) == 20000
     for row in table:
-        lengths = [counter.count(p + t) for p, t in zip(row["prefixes"], row["targets"], strict=True)]
+        lengths = [counter.count_sample(p, t) for p, t in zip(row["prefixes"], row["targets"], strict=True)]
         assert sum(lengths) == row["tokens"] <= cfg.seq_len
         assert [b[1] for b in row["boundaries"]] == lengths
         assert [b[0] for b in row["boundaries"]] == [sum(lengths[:i]) for i in range(len(lengths))]
@@ -155,7 +155,7 @@ def test_local_hugging_face_tokenizer_counts_images_as_258(tmp_path):
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.train_from_iterator(["a cat on a mat", "a dog in a fog"] * 50, trainers.BpeTrainer(special_tokens=["[UNK]"]))
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(tmp_path / "tok")
-    counter = make_counter(str(tmp_path / "tok"))
+    counter = make_tokenizer(str(tmp_path / "tok"))
     plain = counter.count("a cat on a mat")
     assert plain > 0
     assert counter.count("<img>any/path.jpg</img>a cat on a mat") == plain + 258

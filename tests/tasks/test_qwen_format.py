@@ -4,11 +4,12 @@ character by the builders, plus property tests of the coordinate and sanitizing 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from curate.tasks import TASKS, Caption, Skip, qwen
+from curate.format import qwen
+from curate.format.validate import check_sample
+from curate.tasks import TASKS, Caption, Skip
 from curate.tasks.grounding import GroundedCaption, Phrase, RefGrounding, grounded_text
 from curate.tasks.ocr import Ocr
 from curate.tasks.text import Text
-from curate.tasks.validate import check_sample
 from curate.tasks.vqa import Vqa
 
 SIZE = (1000, 1000)  # pixel coordinates equal grid coordinates, so the goldens' numbers can be typed in

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from curate.format.validate import check_sample
 from curate.tasks import TASKS, Example
-from curate.tasks.validate import check_sample
 
 
 def build(source, task):
@@ -42,7 +42,7 @@ def test_coco_yields_captioning_and_grounded_captions(sources):
     assert len(captions) == 250
     grounding = build(sources["coco"], "grounding")
     assert len(grounding) >= 125  # 150 of 250 captions name an unambiguous, annotated object
-    from curate.tasks import qwen
+    from curate.format import qwen
 
     records = {r["id"]: r for r in sources["coco"].records()}
     for example in grounding:  # every box drawn is one of the image's COCO instance boxes

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from curate.format.tokenizer import IGNORE, ByteTokenizer
 from curate.train.data import Collator, ShardStream, find_shards, make_loader, read_shards, split_holdout
-from curate.train.tokenizer import IGNORE, ByteTokenizer
 
 TOK = ByteTokenizer()
 N_Q = 4

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from curate.format.tokenizer import ByteTokenizer
 from curate.train.model import VLM, AdapterConfig, DecoderConfig, VLMConfig
-from curate.train.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 N_Q = 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from curate.format.tokenizer import IGNORE, ByteTokenizer
 from curate.train.model import (
     VLM,
     AdapterConfig,
@@ -15,7 +16,6 @@ from curate.train.model import (
     attention_mask,
     sincos_2d,
 )
-from curate.train.tokenizer import IGNORE, ByteTokenizer
 
 TOK = ByteTokenizer()
 N_Q = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from curate.train.tokenizer import IGNORE, SYSTEM, ByteTokenizer, HfTokenizer, make_tokenizer
+from curate.format.tokenizer import IGNORE, SYSTEM, ByteTokenizer, HfTokenizer, make_tokenizer
 
 TOK = ByteTokenizer()
 N_Q = 4
@@ -78,5 +78,5 @@ def test_hugging_face_tokenizer_adds_every_special_token_as_one_id(hf_tokenizer_
 
 
 def test_missing_tokenizer_folder_is_a_clear_config_error(tmp_path):
-    with pytest.raises(ValueError, match="not a folder"):
+    with pytest.raises(ValueError, match="nor a folder holding a Hugging Face tokenizer"):
         make_tokenizer(str(tmp_path / "nope"))

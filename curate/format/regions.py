@@ -6,14 +6,9 @@ n / 1000 * dim, the left edge of the pixel band that normalizes to n (within dim
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-TOKEN = re.compile(
-    r"<ref>(?P<ref>.*?)</ref>|<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>|<quad>(?P<quad>\(\d+,\d+\)(?:,\(\d+,\d+\)){3})</quad>",
-    re.S,
-)
-POINT = re.compile(r"\((\d+),(\d+)\)")
+from curate.format import qwen
 
 
 @dataclass(frozen=True)
@@ -25,7 +20,7 @@ class Region:
     def pixels(self, size: tuple[int, int]) -> tuple[tuple[float, float], ...]:
         """The points in pixels of an image of `size` (width, height)."""
         w, h = size
-        return tuple((x / 1000 * w, y / 1000 * h) for x, y in self.points)
+        return tuple((qwen.denormalize(x, w), qwen.denormalize(y, h)) for x, y in self.points)
 
 
 def regions(text: str) -> list[Region]:
@@ -33,12 +28,12 @@ def regions(text: str) -> list[Region]:
     the run of boxes it continues: `<ref>bees</ref><box>…</box><box>…</box>`)."""
     found: list[Region] = []
     label, end = "", -1
-    for m in TOKEN.finditer(text):
+    for m in qwen.REGION.finditer(text):
         adjacent = m.start() == end  # nothing between this token and the previous ref/box/quad
         if m.group("ref") is not None:
             label = m.group("ref").strip()
         elif m.group("quad") is not None:
-            points = tuple((int(x), int(y)) for x, y in POINT.findall(m.group("quad")))
+            points = tuple((int(x), int(y)) for x, y in qwen.POINT.findall(m.group("quad")))
             found.append(Region("quad", label if adjacent else "", points))
         else:
             x1, y1, x2, y2 = (int(v) for v in m.groups()[1:5])

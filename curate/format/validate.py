@@ -5,19 +5,14 @@ check_sample returns every rule a sample breaks; an empty list means the sample 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from curate.core.shards import output_files, read_file
+from curate.format import qwen
 from curate.io import task_records
-from curate.tasks import qwen
 
-TAG = re.compile(r"</?(?:img|ref|box|quad)>")
-BOX_BODY = re.compile(r"\((\d{1,3}),(\d{1,3})\),\((\d{1,3}),(\d{1,3})\)")  # exactly four integers, `),(` no space
-QUAD_BODY = re.compile(r"\((\d{1,3}),(\d{1,3})\)(?:,\((\d{1,3}),(\d{1,3})\)){3}")
-CHAT_TOKEN = re.compile(r"<imgpad>|<\|(?:im_start|im_end|extra_\d+)\|>")
 FIELDS = {"task": str, "source": str, "key": str, "images": list, "prefix": str, "target": str}
 
 
@@ -30,14 +25,12 @@ def check_sample(sample: dict[str, Any]) -> list[str]:
     ]
     if errors:
         return errors
-    from curate.tasks import TASKS
-
-    if sample["task"] not in TASKS:
+    if sample["task"] not in qwen.TASK_NAMES:
         errors.append(f"unknown task {sample['task']!r}")
     text = sample["prefix"] + sample["target"]
     if not sample["target"].endswith(qwen.EOS) or text.count(qwen.EOS) != 1:
         errors.append("target must end with <|endoftext|>, which appears nowhere else")
-    if CHAT_TOKEN.search(text):
+    if qwen.CHAT_TOKEN.search(text):
         errors.append("chat/padding special token in a pre-training sample")
     errors += _check_tags(text, sample["images"])
     return errors
@@ -45,7 +38,7 @@ def check_sample(sample: dict[str, Any]) -> list[str]:
 
 def _check_tags(text: str, images: list[str]) -> list[str]:
     errors, paths, open_tag, open_at = [], [], None, 0
-    for m in TAG.finditer(text):
+    for m in qwen.TAG.finditer(text):
         tag = m.group()
         if not tag.startswith("</"):
             if open_tag:
@@ -73,7 +66,7 @@ def _check_body(closing_tag: str, body: str, after: str) -> list[str]:
     """Rules for what a closed tag holds and what must follow it."""
     if closing_tag == qwen.BOX_END:
         return _check_box(body)
-    if closing_tag == qwen.QUAD_END and not QUAD_BODY.fullmatch(body):
+    if closing_tag == qwen.QUAD_END and not qwen.QUAD_BODY.fullmatch(body):
         return [f"quad {body!r} is not four (x,y) integer corners"]
     if closing_tag == qwen.IMG_END and (len(body.encode()) > qwen.MAX_IMAGE_PATH_BYTES or "<" in body):
         return [f"image path {body[:40]!r} over 256 bytes or holds '<'"]
@@ -83,7 +76,7 @@ def _check_body(closing_tag: str, body: str, after: str) -> list[str]:
 
 
 def _check_box(body: str) -> list[str]:
-    m = BOX_BODY.fullmatch(body)
+    m = qwen.BOX_BODY.fullmatch(body)
     if not m:
         return [f"box {body!r} is not (x1,y1),(x2,y2) with four integers and no spaces"]
     x1, y1, x2, y2 = map(int, m.groups())

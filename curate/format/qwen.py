@@ -1,7 +1,9 @@
-"""The only module that writes Qwen-VL special tokens (QWENVL_FORMAT.md §2.3, §3, §8).
+"""The Qwen-VL text format in one place (QWENVL_FORMAT.md §2.3, §3, §4, §8): the helpers that write it (builders
+compose these and never type a `<`) and every pattern that reads it (the format rules, regions, the tokenizer,
+the mixture's SFT export, the trainer's evaluation, the caption filter).
 
-Builders compose these helpers and never type a `<`. Coordinates are normalized as int(v / dim * 1000)
-clamped to 0..999 against the ORIGINAL image size (§3.3, QwenLM/Qwen-VL#170).
+Coordinates are normalized as int(v / dim * 1000) clamped to 0..999 against the ORIGINAL image size (§3.3,
+QwenLM/Qwen-VL#170).
 """
 
 from __future__ import annotations
@@ -32,8 +34,40 @@ SPECIAL_TOKENS = (
     "<quad>",
     "</quad>",
 )
+EXTRA_TOKENS = tuple(f"<|extra_{i}|>" for i in range(205))  # §3.1: reserved, between <|im_end|> and <ref>
+# Qwen-VL's tokenizer vocabulary of special tokens, in id order from 151643 (§3.1).
+QWEN_SPECIAL_ORDER = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", *EXTRA_TOKENS,
+    "<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>",
+)  # fmt: skip
+IMAGE_SLOTS = 256  # an <img>…</img> span is <img> + 256 positions + </img>: 258 tokens (§3.2)
+TASK_NAMES = ("caption", "vqa", "grounding", "ref_grounding", "grounded_caption", "ocr", "text")  # §2.3
+
+# ---------------------------------------------------------------------------------------------- reading
+# Every pattern that parses the format. Nothing outside this module compiles its own.
 # Every string the Qwen tokenizer turns into a special token (allowed_special="all", §8.5).
 SPECIAL_TOKEN = re.compile(r"</?(?:img|ref|box|quad)>|<imgpad>|<\|(?:endoftext|im_start|im_end|extra_\d+)\|>")
+IMAGE_SPAN = re.compile(r"<img>(.*?)</img>", re.S)  # group 1: the image path or URL
+# Tokenizer pieces: whole image spans and special-token strings; split() keeps them (§3.2).
+PIECE = re.compile(
+    r"(<img>.*?</img>|</?(?:img|ref|box|quad)>|<imgpad>|<\|(?:endoftext|im_start|im_end|extra_\d+)\|>)", re.S
+)
+TAG = re.compile(r"</?(?:img|ref|box|quad)>")
+BOX_BODY = re.compile(r"\((\d{1,3}),(\d{1,3})\),\((\d{1,3}),(\d{1,3})\)")  # exactly four integers, `),(` no space
+QUAD_BODY = re.compile(r"\((\d{1,3}),(\d{1,3})\)(?:,\((\d{1,3}),(\d{1,3})\)){3}")
+CHAT_TOKEN = re.compile(r"<imgpad>|<\|(?:im_start|im_end|extra_\d+)\|>")  # never in a pre-training sample
+NOT_IN_CHAT = re.compile(r"<\|(?:endoftext|im_start|im_end|extra_\d+)\|>|<imgpad>")  # never in SFT content (§4.7)
+REGION = re.compile(
+    r"<ref>(?P<ref>.*?)</ref>|<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>"
+    r"|<quad>(?P<quad>\(\d+,\d+\)(?:,\(\d+,\d+\)){3})</quad>",
+    re.S,
+)
+POINT = re.compile(r"\((\d+),(\d+)\)")
+OCR_LINE = re.compile(r"<ref>(.*?)</ref><quad>", re.S)  # the text of each OCR line
+VQA_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img>(?P<question>.*) Answer:$", re.S)
+REF_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img><ref>(?P<expression>.*)</ref>$", re.S)
+CAPTION_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img>Generate the caption in (?P<lang>English|Chinese):$")
+PICTURE = re.compile(r"Picture (\d+): <img>(.*?)</img>\n")  # finetune JSON image references (§4.5)
 
 PROMPTS = {  # §8.6; the Chinese prompts are not published (§2.3, [I]): ours mirror the English ones
     "caption": {"en": "Generate the caption in English:", "zh": "Generate the caption in Chinese:"},
