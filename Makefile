@@ -64,11 +64,10 @@ demo: $(DEMO)/_SUCCESS $(DEMO_CLIP)
 filter: demo
 	$(CURATE) filter pipelines/filter_demo.yaml
 
-## Stage 2 on the embedded demo: filter output -> tasks + synthetic OCR -> packed mixture + SFT JSON.
+## Stage 2 on the embedded demo: filter output + text + synthetic OCR -> tasks -> packed mixture + SFT JSON.
 mixture: filter fonts
-	$(CURATE) build pipelines/tasks_demo.yaml --overwrite
-	$(CURATE) ocr pipelines/ocr_demo.yaml --overwrite
-	$(CURATE) mix pipelines/stage2_mix.yaml --overwrite
+	$(CURATE) build pipelines/build_demo.yaml --overwrite
+	$(CURATE) mix pipelines/mix_demo.yaml --overwrite
 
 ## The reference model trained on the demo mixture (CPU, a few minutes); rerunning resumes the same run.
 train: mixture
@@ -76,7 +75,7 @@ train: mixture
 
 ## Grounding from scratch on synthetic shapes: mean IoU vs a predict-the-mean-box baseline (CPU, ~10 min).
 train-shapes: $(STAMP)
-	$(CURATE) build pipelines/shapes_build.yaml --overwrite
+	$(CURATE) build pipelines/build_shapes.yaml --overwrite
 	$(CURATE) train pipelines/train_shapes.yaml
 
 ## Offline, CPU-only test suite (slow tests excluded).
@@ -86,11 +85,11 @@ test: $(STAMP) fonts browser
 test-slow: $(STAMP) fonts browser
 	$(VENV)/bin/pytest -m slow
 
-## Throughput and memory beside the raw model and peer tools, as ratios (pipelines/bench.yaml; README
+## Throughput and memory beside the raw model and peer tools, as ratios (pipelines/bench_demo.yaml; README
 ## "Benchmarks"). Data-Juicer is installed first for the peer comparison; if it cannot be, the table says why.
 bench: $(STAMP) fonts demo
 	@$(MAKE) --no-print-directory bench-peer || echo "Data-Juicer did not install (see $(DJ_VENV)/install.log): the bench reports why"
-	$(CURATE) bench pipelines/bench.yaml
+	$(CURATE) bench pipelines/bench_demo.yaml
 
 # Data-Juicer (the peer) in its own venv that sees .venv's packages (torch, transformers) through a .pth file
 # instead of installing a second torch; its own pins (dill, multiprocess, emoji) stay in its venv.

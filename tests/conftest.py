@@ -48,10 +48,11 @@ def demo_filter_run(demo_input, tiny_clip, ray_local, tmp_path_factory):
     """`make filter` on the demo input: (config, stats)."""
     from helpers import REPO, demo_overrides
 
-    from curate import config, pipeline
+    from curate.commands.filter import run as pipeline
+    from curate.commands.filter.config import load as load_filter
 
     out = tmp_path_factory.mktemp("run") / "filter_demo"
-    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml", demo_overrides(demo_input, tiny_clip, out))
+    cfg = load_filter(REPO / "pipelines" / "filter_demo.yaml", demo_overrides(demo_input, tiny_clip, out))
     return cfg, pipeline.run_filter(cfg)
 
 
@@ -68,28 +69,21 @@ def tiny_clip(demo_input: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="session")
 def demo_mixture(demo_filter_run, demo_input, tmp_path_factory):
-    """`make mixture` on the test's demo filter run: tasks_demo (t), a smaller ocr_demo (o), stage2_mix (m)."""
+    """`make mixture` on the test's demo filter run, with 24 synthetic documents: build_demo (t), mix_demo (m)."""
     from helpers import REPO
 
-    from curate import stage2_config
-    from curate.build import run_build
-    from curate.mix.run import run_mix
-    from curate.ocr.run import run_ocr
+    from curate.commands.build.config import load_build
+    from curate.commands.build.run import run_build
+    from curate.commands.mix.config import load_mix
+    from curate.commands.mix.run import run_mix
 
     root = tmp_path_factory.mktemp("chain")
     filter_cfg, _ = demo_filter_run
-    corpora = f"[{demo_input / 'corpus_en.txt'}, {demo_input / 'corpus_zh.txt'}]"
-    run_build(
-        stage2_config.load_build(
-            REPO / "pipelines" / "tasks_demo.yaml",
-            [f"sources.curated.run={filter_cfg.out_dir}", f"sources.text.paths={corpora}", f"output.dir={root / 't'}"],
-        )
-    )
-    ocr_overrides = ["count=24", "workers=2", f"output.dir={root / 'o'}"]
-    ocr_overrides += [f"corpus_en=[{demo_input / 'corpus_en.txt'}]", f"corpus_zh=[{demo_input / 'corpus_zh.txt'}]"]
-    run_ocr(stage2_config.load_ocr(REPO / "pipelines" / "ocr_demo.yaml", ocr_overrides))
-    mix_overrides = [f"inputs=[{root / 't'}, {root / 'o'}]", "budget=600", "output.samples_per_shard=20"]
-    run_mix(
-        stage2_config.load_mix(REPO / "pipelines" / "stage2_mix.yaml", [*mix_overrides, f"output.dir={root / 'm'}"])
-    )
+    en, zh = demo_input / "corpus_en.txt", demo_input / "corpus_zh.txt"
+    build = [f"sources.curated.run={filter_cfg.out_dir}", f"sources.text.paths=[{en}, {zh}]"]
+    build += [f"output.dir={root / 't'}"]
+    build += ["sources.synthdog.count=24", f"sources.synthdog.corpus_en=[{en}]", f"sources.synthdog.corpus_zh=[{zh}]"]
+    run_build(load_build(REPO / "pipelines" / "build_demo.yaml", build))
+    mix = [f"inputs=[{root / 't'}]", "budget=600", "output.samples_per_shard=20", f"output.dir={root / 'm'}"]
+    run_mix(load_mix(REPO / "pipelines" / "mix_demo.yaml", mix))
     return root

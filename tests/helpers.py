@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from curate.schema import LEDGER_COLUMNS
+from curate.core.schema import LEDGER_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,11 +8,11 @@ import json
 import pytest
 from helpers import REPO, demo_overrides
 
-from curate.bench.report import Figure, table
-from curate.bench.settings import load_bench
-from curate.errors import ConfigError
+from curate.commands.bench.config import load_bench
+from curate.commands.bench.report import Figure, table
+from curate.core.errors import ConfigError
 
-BENCH_YAML = REPO / "pipelines" / "bench.yaml"
+BENCH_YAML = REPO / "pipelines" / "bench_demo.yaml"
 
 
 def test_ratio_goal_and_table():

@@ -2,11 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from curate import config, stage2_config
-from curate.bench.settings import load_bench
-from curate.errors import ConfigError
+from curate.commands.bench.config import load_bench
+from curate.commands.build.config import load_build
+from curate.commands.filter.config import from_dict as filter_from_dict
+from curate.commands.filter.config import load as load_filter
+from curate.commands.mix.config import load_mix
+from curate.commands.train.config import load_train
+from curate.core.config import apply_override, fingerprint, to_yaml
+from curate.core.errors import ConfigError
 from curate.filters import FILTERS
-from curate.train.config import load_train
 
 REPO = Path(__file__).resolve().parents[1]
 MINIMAL = {"name": "t", "input": {"url_list": {"path": "x.parquet"}}}
@@ -17,10 +21,9 @@ def test_every_pipeline_yaml_loads(monkeypatch):
     import yaml
 
     loaders = {
-        "filters": config.load,
-        "corpus_en": stage2_config.load_ocr,
-        "inputs": stage2_config.load_mix,
-        "sources": stage2_config.load_build,
+        "filters": load_filter,
+        "inputs": load_mix,
+        "sources": load_build,
         "stage": load_train,
         "filter_config": load_bench,
     }
@@ -44,46 +47,47 @@ def test_filter_names_are_unique_snake_case_keys():
 
 def test_unknown_filter_names_the_known_ones():
     with pytest.raises(ConfigError, match=r"unknown filter 'clip_scroe'.*known: caption_text, clip_score, language"):
-        config.from_dict({**MINIMAL, "filters": [{"clip_scroe": {}}]})
+        filter_from_dict({**MINIMAL, "filters": [{"clip_scroe": {}}]})
 
 
 def test_unknown_field_names_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown field\(s\) pixels; valid: min_pixels"):
-        config.from_dict({**MINIMAL, "filters": [{"min_side": {"pixels": 3}}]})
+    valid = "skip, device, concurrency, batch_size, min_pixels"  # the execution fields every filter has, then its own
+    with pytest.raises(ConfigError, match=rf"unknown field\(s\) pixels; valid: {valid}"):
+        filter_from_dict({**MINIMAL, "filters": [{"min_side": {"pixels": 3}}]})
     with pytest.raises(ConfigError, match=r"unknown field\(s\) outptu; valid: name, input"):
-        config.from_dict({**MINIMAL, "outptu": {}})
+        filter_from_dict({**MINIMAL, "outptu": {}})
 
 
 def test_wrong_types_and_values_fail_with_what_is_valid():
     with pytest.raises(ConfigError, match="expected a number"):
-        config.from_dict({**MINIMAL, "filters": [{"max_aspect_ratio": {"max_ratio": "wide"}}]})
+        filter_from_dict({**MINIMAL, "filters": [{"max_aspect_ratio": {"max_ratio": "wide"}}]})
     with pytest.raises(ConfigError, match="valid: auto, cpu, cuda"):
-        config.from_dict({**MINIMAL, "filters": [{"clip_score": {"device": "tpu"}}]})
+        filter_from_dict({**MINIMAL, "filters": [{"clip_score": {"device": "tpu"}}]})
     with pytest.raises(ConfigError, match="valid: parquet, csv, jsonl"):
-        config.from_dict({"name": "t", "input": {"url_list": {"path": "x.txt"}}})
+        filter_from_dict({"name": "t", "input": {"url_list": {"path": "x.txt"}}})
 
 
 def test_input_needs_exactly_one_source():
     with pytest.raises(ConfigError, match="exactly one source"):
-        config.from_dict({"name": "t", "input": {}})
+        filter_from_dict({"name": "t", "input": {}})
 
 
 def test_set_overrides_reach_filters_and_nested_fields():
     raw = {**MINIMAL, "filters": [{"clip_score": {"min_score": 0.2}}, "language"]}
-    config.apply_override(raw, "filters.clip_score.min_score=0.31")
-    config.apply_override(raw, "filters.language.keep=[en]")
-    config.apply_override(raw, "output.samples_per_shard=7")
-    cfg = config.from_dict(raw)
+    apply_override(raw, "filters.clip_score.min_score=0.31")
+    apply_override(raw, "filters.language.keep=[en]")
+    apply_override(raw, "output.samples_per_shard=7")
+    cfg = filter_from_dict(raw)
     assert cfg.filters[0].min_score == 0.31
     assert cfg.filters[1].keep == ("en",)
     assert cfg.output.samples_per_shard == 7
     with pytest.raises(ConfigError, match="no filter 'min_side' in this pipeline; listed: clip_score, language"):
-        config.apply_override(raw, "filters.min_side.min_pixels=3")
+        apply_override(raw, "filters.min_side.min_pixels=3")
 
 
 def test_fingerprint_ignores_output_dir_and_ray_but_not_thresholds():
-    a = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 10}}]})
-    b = config.from_dict(
+    a = filter_from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 10}}]})
+    b = filter_from_dict(
         {
             **MINIMAL,
             "filters": [{"min_side": {"min_pixels": 10}}],
@@ -91,8 +95,8 @@ def test_fingerprint_ignores_output_dir_and_ray_but_not_thresholds():
             "ray": {"address": "auto"},
         }
     )
-    c = config.from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 11}}]})
-    assert config.fingerprint(a) == config.fingerprint(b) != config.fingerprint(c)
+    c = filter_from_dict({**MINIMAL, "filters": [{"min_side": {"min_pixels": 11}}]})
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
 
 
 def test_numbers_in_exponent_form_without_a_dot_are_numbers():
@@ -103,7 +107,7 @@ def test_numbers_in_exponent_form_without_a_dot_are_numbers():
 
 
 def test_resolved_config_round_trips_through_yaml():
-    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml")
+    cfg = load_filter(REPO / "pipelines" / "filter_demo.yaml")
     import yaml
 
-    assert config.from_dict(yaml.safe_load(config.to_yaml(cfg))) == cfg
+    assert filter_from_dict(yaml.safe_load(to_yaml(cfg))) == cfg

@@ -14,8 +14,9 @@ from helpers import REPO, demo_overrides, make_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curate import config, pipeline
-from curate.errors import FilterBugError
+from curate.commands.filter import run as pipeline
+from curate.commands.filter.config import load as load_filter
+from curate.core.errors import FilterBugError
 from curate.filters.geometry import MaxAspectRatio, MinSide
 from curate.filters.language import Language
 from curate.filters.text import CaptionText
@@ -41,7 +42,7 @@ def test_a_filter_bug_names_the_filter_and_the_sample_key():
 
 def test_a_filter_bug_fails_the_whole_run_through_ray(demo_input, tiny_clip, ray_local, tmp_path):
     ray_local.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml", demo_overrides(demo_input, tiny_clip, tmp_path / "o"))
+    cfg = load_filter(REPO / "pipelines" / "filter_demo.yaml", demo_overrides(demo_input, tiny_clip, tmp_path / "o"))
     filters = tuple(BuggyCaptionText() if f.name == "caption_text" else f for f in cfg.filters)
     with pytest.raises(FilterBugError) as info:
         pipeline.run_filter(dataclasses.replace(cfg, filters=filters))

@@ -13,10 +13,11 @@ import pytest
 from hostile_server import hostile_servers, write_hostile_files
 from test_pipeline_shared import EDGE_CAPTION, _edge_files, _filters, _shard_members
 
-from curate import config, pipeline
-from curate.io import guarded_fetch
-from curate.io.url_policy import UrlPolicy
-from curate.schema import INGEST_REASONS
+from curate.commands.filter import run as pipeline
+from curate.commands.filter.config import from_dict as filter_from_dict
+from curate.core.schema import INGEST_REASONS
+from curate.download import guarded_fetch
+from curate.download.url_policy import UrlPolicy
 
 
 @pytest.mark.parametrize(
@@ -134,7 +135,7 @@ def test_hostile_urls_and_files_each_get_a_reason_and_the_run_finishes(
     edge = [f"{base}/files/{p.name}" for p in _edge_files(shared_data) if f"{base}/files/{p.name}" not in expected]
     urls = [*expected, *edge]
     pq.write_table(pa.table({"url": urls, "caption": [EDGE_CAPTION] * len(urls)}), tmp_path / "urls.parquet")
-    cfg = config.from_dict(
+    cfg = filter_from_dict(
         {
             "name": "hostile",
             "input": {"url_list": {"path": str(tmp_path / "urls.parquet")}, "rows_per_chunk": 16},

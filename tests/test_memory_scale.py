@@ -11,8 +11,8 @@ import sys
 import pytest
 from helpers import REPO, demo_overrides
 
+from curate.core.process_memory import TreeMemory
 from curate.demo.make import repeat_rows
-from curate.process_memory import TreeMemory
 
 pytestmark = pytest.mark.slow
 GIB = 1024**3

@@ -10,10 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO
 
-from curate import config, pipeline, stage2_config
-from curate import stats as stats_module
-from curate.errors import ConfigError
-from curate.schema import LEDGER_COLUMNS
+from curate.ledger import summary as stats_module
+from curate.commands.build.config import build_from_dict
+from curate.commands.filter import run as pipeline
+from curate.commands.filter.config import from_dict as filter_from_dict
+from curate.commands.filter.config import load as load_filter
+from curate.core.config import apply_override, to_dict
+from curate.core.errors import ConfigError
+from curate.core.schema import LEDGER_COLUMNS
 
 SCHEMAS = REPO / "schemas"
 
@@ -111,10 +115,10 @@ def test_rerun_resumes_without_redoing_work(demo_run):
 
 def test_rerun_with_other_config_refuses_instead_of_mixing(demo_run):
     cfg, _ = demo_run
-    raw = config.to_dict(cfg)
-    config.apply_override(raw, "filters.clip_score.min_score=0.5")
+    raw = to_dict(cfg)
+    apply_override(raw, "filters.clip_score.min_score=0.5")
     with pytest.raises(ConfigError, match=r"different configuration \(changed: filters.4.clip_score.min_score\)"):
-        pipeline.run_filter(config.from_dict(raw))
+        pipeline.run_filter(filter_from_dict(raw))
 
 
 def test_chunk_lost_mid_run_is_redone(demo_run, ray_local):
@@ -140,7 +144,7 @@ def test_skipped_clip_stage_is_reported(demo_input, ray_local, tmp_path):
         "filters.clip_score.pretrained=/nowhere.pt",
         f"output.dir={tmp_path / 'out'}",
     ]
-    cfg = config.load(REPO / "pipelines" / "filter_demo.yaml", overrides)
+    cfg = load_filter(REPO / "pipelines" / "filter_demo.yaml", overrides)
     stats = pipeline.run_filter(cfg)
     assert stats["input_rows"] == 40 == stats["kept_rows"] + sum(stats["rejected"].values())
     assert stats["skipped_filters"] == {"clip_score": "skip: true in the config"}
@@ -153,10 +157,10 @@ def test_curated_pairs_become_caption_samples(demo_run, tmp_path):
     """Stage 2 reads stage 1: every kept pair of the demo run becomes a captioning sample with its image."""
     import webdataset as wds
 
-    from curate.build import run_build
+    from curate.commands.build.run import run_build
 
     cfg, stats = demo_run
-    build_cfg = stage2_config.build_from_dict(
+    build_cfg = build_from_dict(
         {
             "name": "demo_captions",
             "sources": [{"curated": {"run": str(cfg.out_dir)}}],

@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate import config, pipeline
 from curate.clip.models import TINY_MODEL
+from curate.commands.filter import run as pipeline
+from curate.commands.filter.config import from_dict as filter_from_dict
 
 EDGE_CAPTION = "a photo of a test image with several objects"
 
@@ -29,7 +30,7 @@ def _filters(tiny_clip: Path) -> list:
 
 def test_coco_images_with_real_captions_go_through_the_whole_pipeline(shared_data, tiny_clip, ray_local, tmp_path):
     coco = shared_data / "coco"
-    cfg = config.from_dict(
+    cfg = filter_from_dict(
         {
             "name": "coco",
             "input": {
@@ -69,7 +70,7 @@ def test_every_edge_case_image_is_kept_or_gets_a_reason_local(shared_data, tiny_
         "annotations": [{"id": i, "image_id": i, "caption": EDGE_CAPTION} for i in range(len(files))],
     }
     (tmp_path / "captions.json").write_text(json.dumps(annotations))
-    cfg = config.from_dict(
+    cfg = filter_from_dict(
         {
             "name": "edge_local",
             "input": {
@@ -99,7 +100,7 @@ def test_every_edge_case_image_is_kept_or_gets_a_reason_downloaded(shared_data, 
     files = _edge_files(shared_data)
     urls = [p.name for p in files] + ["does-not-exist.jpg"]
     pq.write_table(pa.table({"url": urls, "caption": [EDGE_CAPTION] * len(urls)}), tmp_path / "urls.parquet")
-    cfg = config.from_dict(
+    cfg = filter_from_dict(
         {
             "name": "edge_http",
             "input": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from curate.process_memory import TreeMemory
+from curate.core.process_memory import TreeMemory
 
 # A parent that starts a child holding 200 MB for 2 s, then outlives it.
 PARENT = (

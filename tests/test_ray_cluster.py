@@ -1,6 +1,6 @@
 """The filter pipeline on a 2-node Ray cluster (issue 8): the same config, only `ray.address` set, gives the
-same ledger and shards as the single-node run; `curate build`, `curate ocr` and `curate mix` on the cluster
-give the same shards, parquet parts and sft.json as on a single node (issue 15)."""
+same ledger and shards as the single-node run; `curate build` (synthetic OCR included) and `curate mix` on the
+cluster give the same shards, parquet parts and sft.json as on a single node (issue 15)."""
 
 from __future__ import annotations
 
@@ -109,25 +109,24 @@ def test_filter_on_a_two_node_cluster_equals_the_single_node_run(demo_input, tin
         assert (x is None and y is None) or abs(x - y) < 1e-5
     assert _digests(single / "shards") == _digests(multi / "shards")  # byte-identical WebDataset shards
 
-    # stage 2 on the cluster (issue 15): build, ocr and mix outputs byte-identical to single-node runs
+    # stage 2 on the cluster (issue 15): build and mix outputs byte-identical to single-node runs
     assert _stage2(demo_input, single, tmp_path / "s2_single") == multi_stage2
 
 
 def _stage2(demo_input: Path, filter_run: Path, root: Path, *extra: str, env: dict[str, str] | None = None) -> dict:
-    """`curate build` (tasks_demo on the filter run), `curate ocr` (24 documents) and `curate mix` on both;
-    sha256 of every shard, parquet part and sft.json they wrote."""
-    corpora = [str(demo_input / "corpus_en.txt"), str(demo_input / "corpus_zh.txt")]
+    """`curate build` (build_demo on the filter run, with 24 synthetic OCR documents) and `curate mix` on it;
+    sha256 of every shard, parquet part, index part, sft.json and SFT image they wrote."""
+    en, zh = demo_input / "corpus_en.txt", demo_input / "corpus_zh.txt"
     sets = {
-        "build": [f"sources.curated.run={filter_run}", f"sources.text.paths=[{', '.join(corpora)}]",
+        "build": [f"sources.curated.run={filter_run}", f"sources.text.paths=[{en}, {zh}]",
+                  "sources.synthdog.count=24", "sources.synthdog.documents_per_chunk=5",
+                  f"sources.synthdog.corpus_en=[{en}]", f"sources.synthdog.corpus_zh=[{zh}]",
                   "records_per_chunk=40", "output.samples_per_shard=60"],
-        "ocr": ["count=24", "documents_per_chunk=5", f"corpus_en=[{corpora[0]}]", f"corpus_zh=[{corpora[1]}]",
-                "output.samples_per_shard=10"],
-        "mix": [f"inputs=[{root / 'build'}, {root / 'ocr'}]", "budget=500", "window=200",
-                "output.samples_per_shard=20"],
+        "mix": [f"inputs=[{root / 'build'}]", "budget=500", "window=200", "output.samples_per_shard=20"],
     }  # fmt: skip
-    configs = {"build": "tasks_demo.yaml", "ocr": "ocr_demo.yaml", "mix": "stage2_mix.yaml"}
-    for command in ("build", "ocr", "mix"):
+    configs = {"build": "build_demo.yaml", "mix": "mix_demo.yaml"}
+    for command in ("build", "mix"):
         args = [a for s in [*sets[command], *extra] for a in ("--set", s)]
         _curate(command, str(REPO / "pipelines" / configs[command]), *args, "--out", str(root / command), env=env)
-    files = [p for p in sorted(root.rglob("*")) if p.suffix in (".tar", ".parquet") or p.name == "sft.json"]
+    files = [p for p in sorted(root.rglob("*")) if p.suffix in (".tar", ".parquet", ".jpg") or p.name == "sft.json"]
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

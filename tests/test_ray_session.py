@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ray.exceptions import AuthenticationError
 
-from curate.ray_session import cluster_address, connect_error_message
+from curate.core.ray_session import cluster_address, connect_error_message
 
 
 def _chained(inner: BaseException, address: str) -> ConnectionError:

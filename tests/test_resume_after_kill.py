@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, demo_overrides
 
-from curate.io.download_attempt import ATTEMPT_ENV, _pids_with_env
+from curate.download.attempt import ATTEMPT_ENV, _pids_with_env
 
 pytestmark = pytest.mark.slow
 SMALL_CHUNKS = ["input.rows_per_chunk=50", "output.samples_per_shard=20"]  # 12 chunks, ~19 shards

@@ -5,7 +5,8 @@ import json
 import pyarrow as pa
 from helpers import REPO
 
-from curate.schema import LEDGER_SCHEMA, SAMPLE_FIELDS, SCHEMA_VERSION, reject_reasons
+from curate.core.schema import LEDGER_SCHEMA, SAMPLE_FIELDS, SCHEMA_VERSION
+from curate.filters import reject_reasons
 
 SCHEMAS = REPO / "schemas"
 

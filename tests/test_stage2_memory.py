@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from curate.bench.stage2 import stage2_scale
+from curate.commands.bench.stage2 import stage2_scale
 
 pytestmark = pytest.mark.slow
 GIB = 1024**3

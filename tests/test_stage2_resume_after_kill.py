@@ -1,6 +1,6 @@
-"""kill -9 of `curate build`, `curate ocr` and `curate mix` at several points, then a rerun into the same folder
-(issue 15): every output file is byte-identical to an uninterrupted run's, no sample twice, no temp or scratch
-file left."""
+"""kill -9 of `curate build` (shapes and text; synthetic OCR documents) and `curate mix` at several points, then a
+rerun into the same folder (issue 15): every output file is byte-identical to an uninterrupted run's, no sample
+twice, no temp or scratch file left."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from helpers import REPO
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
-CONFIGS = {"build": "tasks_demo.yaml", "ocr": "ocr_demo.yaml", "mix": "stage2_mix.yaml"}
+CONFIGS = {"build": "build_demo.yaml", "ocr": "build_synthdog.yaml", "mix": "mix_demo.yaml"}
+COMMANDS = {"build": "build", "ocr": "build", "mix": "mix"}  # "ocr": a build of one synthdog source
 
 
 def _sets(demo_input: Path, root: Path) -> dict[str, list[str]]:
@@ -35,7 +36,8 @@ def _sets(demo_input: Path, root: Path) -> dict[str, list[str]]:
     (root / "build.yaml").write_text(yaml.safe_dump(build))
     return {
         "build": [f"config={root / 'build.yaml'}", "records_per_chunk=100", "output.samples_per_shard=150"],
-        "ocr": ["count=60", "documents_per_chunk=6", f"corpus_en=[{corpora[0]}]", f"corpus_zh=[{corpora[1]}]",
+        "ocr": ["sources.synthdog.count=60", "sources.synthdog.documents_per_chunk=6",
+                f"sources.synthdog.corpus_en=[{corpora[0]}]", f"sources.synthdog.corpus_zh=[{corpora[1]}]",
                 "output.samples_per_shard=10"],
         "mix": [f"inputs=[{root / 'build'}, {root / 'ocr'}]", "budget=3000", "window=400",
                 "with_replacement=[ref_grounding, grounded_caption, ocr]", "output.samples_per_shard=5",
@@ -50,7 +52,7 @@ def _run(command: str, sets: list[str], out: Path, kill_when=None, crash=None) -
         sets[0].removeprefix("config=") if sets[0].startswith("config=") else REPO / "pipelines" / CONFIGS[command]
     )
     sets = [s for s in sets if not s.startswith("config=")]
-    args = [command, str(config), *[a for s in sets for a in ("--set", s)]]
+    args = [COMMANDS[command], str(config), *[a for s in sets for a in ("--set", s)]]
     args += ["--out", str(out)]
     prefix = [sys.executable, str(REPO / "tests" / "crash_at.py"), str(out), *map(str, crash), "--"] if crash else []
     full = prefix + ([] if crash else [sys.executable, "-m", "curate"]) + args
@@ -87,8 +89,8 @@ KILLS = {
         {"crash": ("stats.json", 1, "after")},  # finished but for _SUCCESS
     ],
     "ocr": [
-        {"kill_when": lambda o: _count("_chunks/ocr/*.json")(o) >= 2},
-        {"crash": ("_chunks/ocr/*", 5, "before")},
+        {"kill_when": lambda o: _count("_chunks/build/*.json")(o) >= 2},
+        {"crash": ("_chunks/build/*", 5, "before")},
         {"kill_when": lambda o: _count("ocr/shards/*.tar")(o) >= 2},
     ],
     "mix": [

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from curate.clip.models import TINY_MODEL, register_project_configs
 from curate.core.atomic import write_atomic
-from curate.io.images import decode_rgb
+from curate.core.images import decode_rgb
 
 log = logging.getLogger(__name__)
 HELDOUT_FRACTION = 0.15

@@ -26,7 +26,7 @@ from typing import Any
 
 from curate import __version__
 from curate.core.atomic import remove_stale_tmp, write_bytes_atomic
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"

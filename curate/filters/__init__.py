@@ -1,5 +1,6 @@
 """Stage-1 filters. FILTERS is the only name -> class table for filters; YAML names them by these keys."""
 
+from curate.core.schema import INGEST_REASONS
 from curate.filters.base import Filter
 from curate.filters.clip_score import ClipScore
 from curate.filters.geometry import MaxAspectRatio, MinSide
@@ -8,4 +9,10 @@ from curate.filters.text import CaptionText
 
 FILTERS: dict[str, type[Filter]] = {f.name: f for f in (MinSide, MaxAspectRatio, CaptionText, Language, ClipScore)}
 
-__all__ = ["FILTERS", "Filter"]
+__all__ = ["FILTERS", "Filter", "reject_reasons"]
+
+
+def reject_reasons() -> tuple[str, ...]:
+    """Every reject_reason a run can write: ingest reasons, then each filter's, in pipeline order."""
+    filter_reasons = [r for f in FILTERS.values() for r in f.reasons if r not in INGEST_REASONS]
+    return (*INGEST_REASONS, *filter_reasons)

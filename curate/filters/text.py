@@ -13,7 +13,7 @@ from typing import ClassVar
 import pandas as pd
 import regex
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter
 from curate.format import qwen
 
@@ -64,7 +64,6 @@ class CaptionText(Filter):
         "caption_text:too_short",
         "caption_text:too_long",
     )
-    score_columns: ClassVar[tuple[str, ...]] = ("caption", "caption_chars", "caption_words", "caption_alpha_ratio")
     # Our own thresholds: Qwen's are unpublished (QwenLM/Qwen-VL#34).
     min_chars: int = 3
     max_chars: int = 512
@@ -73,6 +72,7 @@ class CaptionText(Filter):
     min_alpha_ratio: float = 0.5  # below this the caption is mostly digits/punctuation: an irregular pattern
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not (0 <= self.min_chars <= self.max_chars and 0 <= self.min_words <= self.max_words):
             raise ConfigError("caption_text: need 0 <= min_chars <= max_chars and 0 <= min_words <= max_words")
         if not 0 <= self.min_alpha_ratio <= 1:

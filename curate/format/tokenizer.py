@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.format import qwen
 
 QWEN_VL = "qwen_vl"

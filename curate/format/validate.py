@@ -11,7 +11,7 @@ from typing import Any
 
 from curate.core.shards import output_files, read_file
 from curate.format import qwen
-from curate.io import task_records
+from curate.format import records as task_records
 
 FIELDS = {"task": str, "source": str, "key": str, "images": list, "prefix": str, "target": str}
 

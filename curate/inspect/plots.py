@@ -15,10 +15,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 
+from curate.core.errors import ConfigError  # noqa: E402
 from curate.core.run_folder import read_run  # noqa: E402
 from curate.core.shards import output_files, read_parquet  # noqa: E402
-from curate.errors import ConfigError  # noqa: E402
-from curate.io.ledger import read_ledger  # noqa: E402
+from curate.ledger.parts import read_ledger  # noqa: E402
 
 KEPT, REJECTED = "#4C72B0", "#C44E52"
 
@@ -37,17 +37,17 @@ def _png(draw: Callable[..., None], size: tuple[float, float] = (7, 4), panels: 
 
 
 def kind_of(path: Path) -> str:
-    """'filter', 'build', 'ocr' or 'mix': the command its run.json names."""
+    """'filter', 'build' or 'mix': the command its run.json names."""
     run = read_run(path)
-    if run is None or run.get("command") not in ("filter", "build", "ocr", "mix"):
-        raise ConfigError(f"{path} is not the output dir of curate filter, build, ocr or mix (no run.json)")
+    if run is None or run.get("command") not in ("filter", "build", "mix"):
+        raise ConfigError(f"{path} is not the output dir of curate filter, build or mix (no run.json)")
     if not (path / "stats.json").exists():
         raise ConfigError(f"{path} holds an unfinished run (no stats.json): run the command to the end first")
     return run["command"]
 
 
 def figures(path: Path) -> dict[str, bytes]:
-    kinds = {"filter": filter_figures, "build": build_figures, "ocr": ocr_figures, "mix": mix_figures}
+    kinds = {"filter": filter_figures, "build": build_figures, "mix": mix_figures}
     return kinds[kind_of(path)](path)
 
 
@@ -112,27 +112,26 @@ def _histogram(ax: Any, values: Any, kept: Any, title: str, log: bool) -> None:
 
 
 def build_figures(build: Path) -> dict[str, bytes]:
-    """Samples per task and the reasons records were skipped."""
-    tasks = json.loads((build / "stats.json").read_text())["tasks"]
+    """Samples per task and the reasons records were skipped; for OCR, text lines per sample and the synthetic
+    documents' languages."""
+    stats = json.loads((build / "stats.json").read_text())
+    tasks = stats["tasks"]
     out = {"samples": _png(lambda ax: _bars(ax, {t: v["samples"] for t, v in tasks.items()}, KEPT, "samples"))}
     skips = {f"{t}: {r}": c for t, v in tasks.items() for r, c in v["skipped"].items()}
     if skips:
         out["skipped"] = _png(lambda ax: _bars(ax, skips, REJECTED, "skipped records by task and reason"))
-    return out
-
-
-def ocr_figures(ocr: Path) -> dict[str, bytes]:
-    """Documents per language and text lines per document."""
-    stats = json.loads((ocr / "stats.json").read_text())
-    lines = [
-        row["target"].count("<quad>")
-        for part in output_files(ocr, "parquet")
-        for row in read_parquet(part, ["target"])
-    ]
-    return {
-        "languages": _png(lambda ax: _bars(ax, stats["languages"], KEPT, "documents per language")),
-        "lines": _png(lambda ax: (ax.hist(lines, bins=30, color=KEPT), ax.set_title("text lines per document"))),
+    languages = {
+        f"{s}: {lang}": n for s, t in stats.get("tags", {}).items() for lang, n in t.get("language", {}).items()
     }
+    if languages:
+        out["languages"] = _png(lambda ax: _bars(ax, languages, KEPT, "synthetic documents per language"))
+    if (build / "ocr").is_dir():
+        parts = sorted((build / "ocr" / "parquet").glob("part-*.parquet"))
+        lines = [row["target"].count("<quad>") for part in parts for row in read_parquet(part, ["target"])]
+        out["lines"] = _png(
+            lambda ax: (ax.hist(lines, bins=30, color=KEPT), ax.set_title("text lines per OCR sample"))
+        )
+    return out
 
 
 def mix_figures(mix: Path) -> dict[str, bytes]:
@@ -176,19 +175,14 @@ def summary_text(path: Path) -> str:
     stats = json.loads((path / "stats.json").read_text())
     kind = kind_of(path)
     if kind == "filter":
-        from curate.stats import summary_table
+        from curate.ledger.summary import summary_table
 
         return summary_table(stats, path)
     if kind == "build":
-        from curate.build import summary_table as build_table
+        from curate.tasks.summary import build_table
 
         return build_table(stats, path)
-    if kind == "ocr":
-        return (
-            f"curate ocr {stats['name']} -> {path}: {stats['documents']} documents ({stats['languages']}), "
-            f"{stats['samples']} samples in {stats['shards']} shards"
-        )
-    from curate.mix.run import mixture_table
+    from curate.mixture.table import mixture_table
 
     return mixture_table(stats)
 

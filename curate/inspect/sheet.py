@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from curate.core.images import decode_rgb
 from curate.format.regions import regions
 from curate.inspect.views import View
-from curate.io.images import decode_rgb
 
 log = logging.getLogger(__name__)
 TILE = (320, 240)  # image area of a tile, pixels
@@ -36,7 +36,7 @@ class Drawn:
 @functools.cache
 def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     """A font that draws Latin and Chinese (the CJK family `make fonts` installs), else PIL's default."""
-    from curate.errors import ConfigError
+    from curate.core.errors import ConfigError
     from curate.ocr.fonts import available_fonts
 
     try:

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
-from curate import config
-from curate.io.ledger import read_ledger
-from curate.stats import stage_of
+from curate.core.config import build_named, read_yaml
+from curate.filters import FILTERS
+from curate.filters.base import Filter
+from curate.ledger.parts import read_ledger
+from curate.ledger.stats import stage_of
 
 
 @dataclass
@@ -53,17 +56,17 @@ class Reapplied:
 
 def reapply(run: Path, overrides: list[str]) -> Reapplied:
     """Verdicts of the run's filters with `overrides` (`filters.clip_score.min_score=0.8`, ...) applied."""
-    old_cfg = config.load(run / "config.yaml")
-    new_cfg = config.load(run / "config.yaml", overrides)
+    old_filters, old_yaml = _filters(run / "config.yaml", [])
+    new_filters, new_yaml = _filters(run / "config.yaml", overrides)
     ledger = read_ledger(run).to_pandas()
-    names = [f.name for f in new_cfg.filters]
+    names = [f.name for f in new_filters]
     reached = _stage_reached(ledger["reject_reason"], names)  # index of the filter that rejected (or len)
     new = pd.Series([None] * len(ledger), index=ledger.index, dtype=object)
     ingest = ledger["reject_reason"].map(lambda r: isinstance(r, str) and stage_of(r) not in names)
     new[ingest] = ledger.loc[ingest, "reject_reason"]  # download / decode failures do not depend on thresholds
-    was_skipped = {f.name for f in old_cfg.filters if getattr(f, "skip", False)}
-    for i, f in enumerate(new_cfg.filters):
-        if getattr(f, "skip", False):  # `skip: true`: the filter passes every row (and has no scores to read)
+    was_skipped = {f.name for f in old_filters if f.skip}
+    for i, f in enumerate(new_filters):
+        if f.skip:  # `skip: true`: the filter passes every row (and has no scores to read)
             continue
         alive = new.isna()
         unscored = alive & ((reached < i) | (f.name in was_skipped))  # never scored by this filter as run
@@ -72,7 +75,14 @@ def reapply(run: Path, overrides: list[str]) -> Reapplied:
         if scored.any():
             new[scored] = f.verdict(ledger.loc[scored]).to_numpy(dtype=object)
     rows = ledger[["key", "reject_reason"]].assign(new_reason=new)
-    return Reapplied(rows, config.to_yaml(old_cfg), config.to_yaml(new_cfg))
+    return Reapplied(rows, old_yaml, new_yaml)
+
+
+def _filters(config: Path, overrides: list[str]) -> tuple[list[Filter], str]:
+    """The filters of a run's saved config with `overrides` applied, and that config as YAML."""
+    raw = read_yaml(config, overrides)
+    filters = [build_named(entry, FILTERS, "filters", config.name) for entry in raw.get("filters") or []]
+    return filters, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
 
 def _stage_reached(reasons: pd.Series, names: list[str]) -> pd.Series:

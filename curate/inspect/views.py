@@ -15,10 +15,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from curate.core.errors import ConfigError
+from curate.core.images import TarReader, read_image_bytes
 from curate.core.shards import output_files, read_file
-from curate.errors import ConfigError
-from curate.io import task_records
-from curate.io.images import TarReader, read_image_bytes
+from curate.format import records as task_records
 
 SCORE_FORMATS = {
     "clip_score": "clip {:.3f}",

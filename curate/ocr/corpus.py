@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 
 class Corpus:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 FONTS_FILE = Path(__file__).resolve().parent.parent / "assets" / "ocr_fonts.yaml"
 FONT_DIRS = (

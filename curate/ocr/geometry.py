@@ -31,8 +31,3 @@ def inside(quad: np.ndarray, points: np.ndarray) -> np.ndarray:
         signs.append((b[0] - a[0]) * (points[:, 1] - a[1]) - (b[1] - a[1]) * (points[:, 0] - a[0]))
     signs = np.stack(signs)
     return np.all(signs >= 0, axis=0) | np.all(signs <= 0, axis=0)
-
-
-def polygon_area(quad: np.ndarray) -> float:
-    x, y = np.asarray(quad, dtype=float).T
-    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))

@@ -10,12 +10,26 @@ from curate.sources.base import Source
 from curate.sources.curated import Curated
 from curate.sources.ocr import Icdar2015, Sroie, Wildreceipt
 from curate.sources.shapes import Shapes
+from curate.sources.synthdog import Synthdog
 from curate.sources.text import TextFiles
 from curate.sources.vqa import Pope, TextVqa
 
 SOURCES: dict[str, type[Source]] = {
     s.kind: s
-    for s in (CocoCaptions, CocoCn, Refcocos, TextVqa, Pope, Sroie, Icdar2015, Wildreceipt, TextFiles, Curated, Shapes)
+    for s in (
+        CocoCaptions,
+        CocoCn,
+        Refcocos,
+        TextVqa,
+        Pope,
+        Sroie,
+        Icdar2015,
+        Wildreceipt,
+        TextFiles,
+        Curated,
+        Shapes,
+        Synthdog,
+    )  # fmt: skip
 }
 
 __all__ = ["SOURCES", "Source"]

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +60,13 @@ class Source:
     def input_paths(self) -> list[str]:
         """Files and folders whose content defines the records (the run identity)."""
         return self.required_paths()
+
+    def preflight(self) -> None:
+        """Fail fast on missing setup (fonts, models) before any worker starts; most sources need nothing."""
+
+    def tags(self, record: dict[str, Any]) -> dict[str, str]:
+        """Labels of a record counted in the build's stats (e.g. a synthetic document's language)."""
+        return {}
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, ImageDraw
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.sources.base import Source
 
 COLOURS = {

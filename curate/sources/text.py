@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.sources.base import Source
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Protocol
 
-from curate.schema import SCHEMA_VERSION
+from curate.core.schema import SCHEMA_VERSION
 
 KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # WebDataset splits keys at the first dot; no dots or slashes
 

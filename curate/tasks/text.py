@@ -11,6 +11,9 @@ from curate.format import qwen
 from curate.tasks.base import Built, Example, Skip, make_key
 
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+# ~2048 tokens hold ~8k English or ~3k Chinese characters; 2000 fits either (paper §2.2 packs to 2048).
+MAX_CHARS = 2000
+MIN_CHARS = 50  # shorter pieces are skipped (too_short)
 
 
 def chunks(text: str, max_chars: int) -> Iterator[str]:
@@ -37,15 +40,12 @@ class Text:
     """(no prefix) → `{text}<eos>`, long documents cut at sentence ends into max_chars pieces."""
 
     name: ClassVar[str] = "text"
-    # ~2048 tokens hold ~8k English or ~3k Chinese characters; 2000 fits either (paper §2.2 packs to 2048).
-    max_chars: int = 2000
-    min_chars: int = 50
 
     def __call__(self, record: Mapping[str, Any]) -> Built:
         text = " ".join(qwen.sanitize(record["text"] or "").split())
         produced = 0
-        for i, piece in enumerate(chunks(text, self.max_chars)):
-            if len(piece) < self.min_chars:
+        for i, piece in enumerate(chunks(text, MAX_CHARS)):
+            if len(piece) < MIN_CHARS:
                 yield Skip("too_short")
                 continue
             produced += 1

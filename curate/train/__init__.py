@@ -1,1 +1,2 @@
-"""The reference training side: the Qwen-VL model at any size and its tokenizer (issue 6, in progress)."""
+"""The reference model (ViT -> connector -> LM) and what training it needs: data streams, optimizer, devices,
+evaluation and reports. The `curate train` loop itself is curate.commands.train."""

@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from curate.core.errors import ConfigError
+from curate.core.images import decode_rgb
 from curate.core.shards import read_output, read_tar
-from curate.errors import ConfigError
 from curate.format import qwen
+from curate.format import records as task_records
 from curate.format.tokenizer import IGNORE, Encoded, Tokenizer
-from curate.io import task_records
-from curate.io.images import decode_rgb
 
 log = logging.getLogger(__name__)
 # The CLIP normalization Qwen-VL's visual.py applies after a plain squash Resize((S, S), BICUBIC) (§7).

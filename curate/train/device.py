@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.distributed as torch_dist
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

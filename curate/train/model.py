@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)

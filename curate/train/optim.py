@@ -4,12 +4,33 @@ matrices only, ViT layer-wise LR decay, linear warm-up then cosine decay."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from curate.train.config import OptimConfig
+from curate.core.errors import ConfigError
 from curate.train.model import VLM
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimConfig:
+    """AdamW with cosine decay after a linear warm-up (paper Table 8)."""
+
+    lr: float = 5e-5  # peak
+    min_lr: float = 1e-5
+    warmup_steps: int = 400
+    weight_decay: float = 0.05
+    betas: tuple[float, ...] = (0.9, 0.98)
+    eps: float = 1e-6
+    grad_clip: float = 1.0
+    vit_layer_decay: float = 0.95  # ViT layer-wise LR decay (Table 8); 1.0 = off
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr or self.warmup_steps < 0:
+            raise ConfigError("optim: lr > 0, 0 <= min_lr <= lr, warmup_steps >= 0")
+        if len(self.betas) != 2 or not 0 < self.vit_layer_decay <= 1:
+            raise ConfigError("optim: betas is [beta1, beta2]; vit_layer_decay within (0, 1]")
 
 
 def vit_lr_scale(name: str, layers: int, decay: float) -> float:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+from curate.core.errors import ConfigError
 from curate.core.run_folder import exclusive, open_run, paths_digest, prepare, read_run
-from curate.errors import ConfigError
 
 IDENTITY = {"config": "c1", "input": "i1", "models": "m1"}
 
@@ -78,7 +78,7 @@ def test_a_second_process_on_the_same_folder_fails_fast(tmp_path):
     out = tmp_path / "run"
     code = (
         "import sys; from pathlib import Path; from curate.core.run_folder import exclusive\n"
-        "from curate.errors import ConfigError\n"
+        "from curate.core.errors import ConfigError\n"
         f"try:\n    exclusive(Path({str(out)!r})).__enter__()\nexcept ConfigError as e:\n    print(e); sys.exit(3)"
     )
     with exclusive(out):

@@ -3,7 +3,7 @@ import pytest
 from helpers import make_batch
 
 from curate.clip.models import TINY_MODEL, check_weights, check_weights_in_child
-from curate.errors import ConfigError
+from curate.core.errors import ConfigError
 from curate.filters.clip_score import ClipScore
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from curate import config, stage2_config
+from curate.commands.mix.config import MixConfig
+from curate.commands.mix.run import run_mix
+from curate.core.config import build_dataclass
 from curate.format import qwen
 from curate.format.tokenizer import QwenVlTokenizer, make_tokenizer
-from curate.mix.run import run_mix
 from curate.train.data import Collator
 
 SAMPLES = [
@@ -80,10 +81,10 @@ def test_every_packed_boundary_equals_what_the_trainer_encodes(name, demo_mixtur
     if name == "qwen_vl":
         out = demo_mixture / "m"  # the demo mixture itself (qwen_vl is the default)
     else:
-        raw = {"name": "m", "inputs": [str(demo_mixture / "t"), str(demo_mixture / "o")], "budget": 600,
+        raw = {"name": "m", "inputs": [str(demo_mixture / "t")], "budget": 600,
                "tokenizer": spec, "output": {"dir": str(tmp_path / name), "samples_per_shard": 20}}  # fmt: skip
-        out = config.build_dataclass(stage2_config.MixConfig, raw, "test").out_dir
-        run_mix(config.build_dataclass(stage2_config.MixConfig, raw, "test"))
+        out = build_dataclass(MixConfig, raw, "test").out_dir
+        run_mix(build_dataclass(MixConfig, raw, "test"))
     rows = pq.read_table(out / "parquet").to_pylist()
     tok = make_tokenizer(spec)
     collate = Collator(tok, qwen.IMAGE_SLOTS, 2048, 32)  # the trainer's encoding, with Qwen-VL's 256 slots

@@ -25,7 +25,7 @@ def test_notebook_runs_top_to_bottom(path, demo_filter_run, demo_mixture, tmp_pa
     from nbclient import NotebookClient
 
     monkeypatch.setenv("CURATE_RUN", str(demo_filter_run[0].out_dir))
-    monkeypatch.setenv("CURATE_TASKS", f"{demo_mixture / 't'}:{demo_mixture / 'o'}")
+    monkeypatch.setenv("CURATE_TASKS", f"{demo_mixture / 't'}")
     monkeypatch.setenv("CURATE_MIX", str(demo_mixture / "m"))
     monkeypatch.setenv("CURATE_NOTEBOOK_OUT", str(tmp_path))
     book = nbformat.read(path, as_version=4)

@@ -9,9 +9,9 @@ import pytest
 from helpers import REPO
 from PIL import Image
 
-from curate import stage2_config
 from curate.__main__ import main
-from curate.build import run_build
+from curate.commands.build.config import build_from_dict
+from curate.commands.build.run import run_build
 from curate.format.regions import regions
 from curate.inspect import api
 from curate.inspect.views import collect
@@ -45,7 +45,7 @@ def refs_build(shared_data, tmp_path_factory):
         ],
         "output": {"dir": str(out)},
     }
-    run_build(stage2_config.build_from_dict(raw))
+    run_build(build_from_dict(raw))
     return out
 
 
@@ -98,14 +98,13 @@ def test_every_output_kind_previews(demo_mixture, demo_filter_run, tmp_path):
         "filter shards": [cfg.out_dir / "shards" / "shard-000000.tar"],
         "ledger part": [cfg.out_dir / "ledger" / "part-000000.parquet"],
         "build": [demo_mixture / "t"],
-        "ocr": [demo_mixture / "o"],
         "mix": [demo_mixture / "m"],
         "mix shard": sorted((demo_mixture / "m" / "shards").glob("*.tar"))[:1],
     }
     for name, paths in cases.items():
         shown, _ = api.preview(paths, tmp_path / f"{name}.png", n=6)
         assert shown == 6, name
-    _, quads = api.preview([demo_mixture / "o"], tmp_path / "ocr.png", task="ocr", n=2)
+    _, quads = api.preview([demo_mixture / "t"], tmp_path / "ocr.png", task="ocr", n=2)
     assert quads and all(q.kind == "quad" and q.label for q in quads)
     assert {v.kind for v in api.views([demo_mixture / "m"], n=5)} == {"sequence"}
 

@@ -36,10 +36,10 @@ def browser():
     driver.quit()
 
 
-@pytest.mark.parametrize("kind", ["filter", "build", "ocr", "mix"])
+@pytest.mark.parametrize("kind", ["filter", "build", "mix"])
 def test_report_page_opens_without_console_errors_and_shows_every_figure(kind, browser, demo_filter_run, demo_mixture,
                                                                          tmp_path):  # fmt: skip
-    path = {"filter": demo_filter_run[0].out_dir, "build": demo_mixture / "t", "ocr": demo_mixture / "o",
+    path = {"filter": demo_filter_run[0].out_dir, "build": demo_mixture / "t",
             "mix": demo_mixture / "m"}[kind]  # fmt: skip
     out = tmp_path / f"{kind}.html"
     assert main(["report", str(path), "--out", str(out)]) == 0

@@ -41,9 +41,9 @@ def test_a_stricter_clip_threshold_lowers_the_keep_rate_without_the_model(demo_f
     assert counts["as run"].sum() == counts["new thresholds"].sum() == stats["input_rows"]
     assert "-    min_score: 0.7" in result.yaml_diff() and "+    min_score: 0.9" in result.yaml_diff()
     written = result.write_yaml(tmp_path / "stricter.yaml")
-    from curate import config
+    from curate.commands.filter.config import load as load_filter
 
-    assert config.load(written).filters[-1].min_score == 0.9
+    assert load_filter(written).filters[-1].min_score == 0.9
 
 
 def test_looser_upstream_thresholds_leave_later_verdicts_unknown_not_guessed(demo_filter_run, no_models):

@@ -15,7 +15,7 @@ SCRIPT = """
 import json, multiprocessing, os, sys
 from pathlib import Path
 from multiprocessing import resource_tracker
-from curate.io.download_attempt import attempt_dir
+from curate.download.attempt import attempt_dir
 
 raw = Path(sys.argv[1])
 (raw / "_attempt-1-1").mkdir(parents=True)  # left by an earlier, killed attempt

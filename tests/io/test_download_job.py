@@ -15,10 +15,11 @@ from helpers import REPO, demo_overrides
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from curate import config, pipeline
-from curate.io.inputs import read_input
+from curate.commands.filter import run as pipeline
+from curate.commands.filter.config import load as load_filter
+from curate.ledger.inputs import read_input
 
-cfg = config.load(sys.argv[1], sys.argv[2:])
+cfg = load_filter(sys.argv[1], sys.argv[2:])
 for f in pipeline._active_filters(cfg.filters)[0]:
     f.preflight()
 rows = read_input(cfg.input).slice(0, 60)
@@ -60,8 +61,8 @@ def test_the_download_processes_run_img2dataset_without_torch():
     # As img2dataset's spawned workers start: this module first, as __mp_main__, then img2dataset and our
     # downloader (unpickled).
     script = (
-        "import runpy, sys; runpy.run_module('curate.io.download_job', run_name='__mp_main__', alter_sys=True); "
-        "import img2dataset, curate.io.guarded_fetch; print(sys.modules['torch'] is None)"
+        "import runpy, sys; runpy.run_module('curate.download.job', run_name='__mp_main__', alter_sys=True); "
+        "import img2dataset, curate.download.guarded_fetch; print(sys.modules['torch'] is None)"
     )
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)

@@ -1,7 +1,7 @@
 import pytest
 
-from curate.io.download import download_reason
-from curate.schema import reject_reasons
+from curate.download.stage import download_reason
+from curate.filters import reject_reasons
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curate.config import from_dict
-from curate.errors import ConfigError
-from curate.io.inputs import read_input
+from curate.commands.filter.config import from_dict
+from curate.core.errors import ConfigError
+from curate.ledger.inputs import read_input
 
 
 def _input(source: dict, **extra) -> object:

@@ -12,11 +12,13 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 
-from curate import config, stage2_config
 from curate.__main__ import main
-from curate.build import run_build
-from curate.mix.run import run_mix
-from curate.mix.validate import validate_mix
+from curate.commands.build.config import build_from_dict
+from curate.commands.build.run import run_build
+from curate.commands.mix.config import MixConfig
+from curate.commands.mix.run import run_mix
+from curate.core.config import build_dataclass
+from curate.mixture.validate import validate_mix
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def mixture(ray_local, tmp_path_factory):
         "records_per_chunk": 25,
         "output": {"dir": str(root / "build"), "samples_per_shard": 30},
     }
-    run_build(stage2_config.build_from_dict(build))
+    run_build(build_from_dict(build))
     mix = {
         "name": "m",
         "inputs": [str(root / "build")],
@@ -42,7 +44,7 @@ def mixture(ray_local, tmp_path_factory):
         "sft": {"conversations": 10},
         "output": {"dir": str(root / "mix"), "samples_per_shard": 8},
     }  # fmt: skip
-    cfg = config.build_dataclass(stage2_config.MixConfig, mix, "test")
+    cfg = build_dataclass(MixConfig, mix, "test")
     run_mix(cfg)
     return cfg.out_dir
 

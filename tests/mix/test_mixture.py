@@ -9,13 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO
 
-from curate import config, stage2_config
-from curate.build import run_build
+from curate.commands.build.config import load_build
+from curate.commands.build.run import run_build
+from curate.commands.mix.config import MixConfig
+from curate.commands.mix.run import run_mix
+from curate.core.config import build_dataclass
 from curate.format.tokenizer import make_tokenizer
-from curate.mix.pack import pack
-from curate.mix.run import run_mix
-from curate.mix.sft import check_conversation
-from curate.ocr.run import run_ocr
+from curate.mixture.pack import pack
+from curate.mixture.sft import check_conversation
 
 WEIGHTS = {
     "caption": 19.7,
@@ -32,19 +33,19 @@ WEIGHTS = {
 def task_dirs(shared_data, tmp_path_factory):
     """All seven tasks: the shared-data build plus 60 synthetic OCR documents."""
     root = tmp_path_factory.mktemp("inputs")
-    text = (REPO / "pipelines" / "tasks_shared.yaml").read_text().replace("../shared/data", str(shared_data))
+    text = (REPO / "pipelines" / "build_shared.yaml").read_text().replace("../shared/data", str(shared_data))
     (root / "tasks.yaml").write_text(text)
-    run_build(stage2_config.load_build(root / "tasks.yaml", [f"output.dir={root / 'tasks'}"]))
-    ocr = (REPO / "pipelines" / "ocr_synth.yaml").read_text().replace("../shared/data", str(shared_data))
+    run_build(load_build(root / "tasks.yaml", [f"output.dir={root / 'tasks'}"]))
+    ocr = (REPO / "pipelines" / "build_synthdog.yaml").read_text().replace("../shared/data", str(shared_data))
     (root / "ocr.yaml").write_text(ocr)
-    run_ocr(stage2_config.load_ocr(root / "ocr.yaml", ["count=60", "workers=2", f"output.dir={root / 'ocr'}"]))
+    run_build(load_build(root / "ocr.yaml", ["sources.synthdog.count=60", f"output.dir={root / 'ocr'}"]))
     return [str(root / "tasks"), str(root / "ocr")]
 
 
 def mix(task_dirs, out, **overrides):
     raw = {"name": "m", "inputs": task_dirs, "budget": 20000, "output": {"dir": str(out), "samples_per_shard": 500}}
     raw.update(overrides)
-    cfg = config.build_dataclass(stage2_config.MixConfig, raw, "test")
+    cfg = build_dataclass(MixConfig, raw, "test")
     return cfg, run_mix(cfg)
 
 

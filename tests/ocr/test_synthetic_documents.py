@@ -1,5 +1,5 @@
-"""Synthetic OCR documents: quads enclose their line's ink, Chinese renders without missing glyphs, output is
-deterministic, samples validate, and the contact sheet command works."""
+"""Synthetic OCR documents (the `synthdog` source): quads enclose their line's ink, Chinese renders without missing
+glyphs, output is deterministic, samples validate, and the contact sheet command works."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from helpers import REPO
 from PIL import Image, ImageFont
 
-from curate import stage2_config
 from curate.ocr.fonts import coverage
 from curate.ocr.geometry import apply, inside
 
@@ -17,17 +16,18 @@ pytestmark = pytest.mark.usefixtures("shared_data")
 
 @pytest.fixture(scope="module")
 def ocr_config(shared_data, tmp_path_factory):
-    text = (REPO / "pipelines" / "ocr_synth.yaml").read_text().replace("../shared/data", str(shared_data))
+    text = (REPO / "pipelines" / "build_synthdog.yaml").read_text().replace("../shared/data", str(shared_data))
     path = tmp_path_factory.mktemp("cfg") / "ocr.yaml"
     path.write_text(text)
     return path
 
 
 @pytest.fixture(scope="module")
-def renderer(ocr_config):
-    from curate.ocr.run import make_renderer
+def renderer(ocr_config):  # noqa: F811 - the fixture wraps the source's renderer
+    from curate.commands.build.config import load_build
+    from curate.sources.synthdog import renderer
 
-    return make_renderer(stage2_config.load_ocr(ocr_config))
+    return renderer(load_build(ocr_config).sources[0])
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +90,14 @@ def test_same_seed_gives_byte_identical_documents(renderer):
     assert renderer.render(8, 3).image != a.image
 
 
-def test_ocr_command_writes_valid_samples_and_a_contact_sheet(ocr_config, tmp_path, capsys):
+def test_building_the_source_writes_valid_samples_and_a_contact_sheet(ocr_config, tmp_path, capsys):
     from curate.__main__ import main
 
-    args = ["ocr", str(ocr_config), "--set", "count=16", "--set", "workers=2"]
+    sets = ["sources.synthdog.count=16", "sources.synthdog.documents_per_chunk=5"]
+    args = ["build", str(ocr_config), *[a for s in sets for a in ("--set", s)]]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
-    assert "documents/s/core" in capsys.readouterr().out
-    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "ocr" in capsys.readouterr().out
+    assert main([*args, "--set", "ray.num_cpus=1", "--out", str(tmp_path / "b")]) == 0
     shards_a = sorted((tmp_path / "a" / "ocr" / "shards").glob("*.tar"))
     assert shards_a and [p.read_bytes() for p in shards_a] == [
         p.read_bytes() for p in sorted((tmp_path / "b" / "ocr" / "shards").glob("*.tar"))

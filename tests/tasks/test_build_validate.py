@@ -9,20 +9,21 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO
 
-from curate import config, stage2_config
 from curate.__main__ import main
-from curate.build import run_build
+from curate.commands.build.config import build_from_dict, load_build
+from curate.commands.build.run import run_build
+from curate.core.config import to_dict
 
 TASK_NAMES = ("caption", "vqa", "grounding", "ref_grounding", "grounded_caption", "ocr", "text")
 
 
 @pytest.fixture(scope="module")
 def built(shared_data, tmp_path_factory):
-    text = (REPO / "pipelines" / "tasks_shared.yaml").read_text().replace("../shared/data", str(shared_data))
+    text = (REPO / "pipelines" / "build_shared.yaml").read_text().replace("../shared/data", str(shared_data))
     path = tmp_path_factory.mktemp("cfg") / "tasks.yaml"
     path.write_text(text)
     out = tmp_path_factory.mktemp("build") / "tasks"
-    cfg = stage2_config.load_build(path, [f"output.dir={out}"])
+    cfg = load_build(path, [f"output.dir={out}"])
     return cfg, run_build(cfg)
 
 
@@ -119,10 +120,10 @@ def test_validate_fails_on_hand_broken_samples_and_names_them(built, tmp_path, c
 
 
 def test_rebuild_with_other_config_is_refused(built):
-    from curate.errors import ConfigError
+    from curate.core.errors import ConfigError
 
     cfg, _ = built
-    raw = config.to_dict(cfg)
+    raw = to_dict(cfg)
     raw["output"]["samples_per_shard"] = 7
     with pytest.raises(ConfigError, match="a different configuration"):
-        run_build(stage2_config.build_from_dict(raw))
+        run_build(build_from_dict(raw))

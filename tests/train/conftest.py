@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from curate import config, stage2_config
-from curate.build import run_build
-from curate.mix.run import run_mix
+from curate.commands.build.config import build_from_dict
+from curate.commands.build.run import run_build
+from curate.commands.mix.config import MixConfig
+from curate.commands.mix.run import run_mix
+from curate.core.config import build_dataclass
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,7 @@ def shapes_build(tmp_path_factory):
         "sources": [{"shapes": {"count": 60, "size": 32, "max_objects": 2, "tasks": ["ref_grounding"]}}],
         "output": {"dir": str(out), "samples_per_shard": 10},
     }
-    run_build(stage2_config.build_from_dict(raw))
+    run_build(build_from_dict(raw))
     return out
 
 
@@ -34,5 +36,5 @@ def shapes_mix(shapes_build, tmp_path_factory):
         "sft": {"conversations": 0},
         "output": {"dir": str(out), "samples_per_shard": 4},
     }
-    run_mix(config.build_dataclass(stage2_config.MixConfig, raw, "test"))
+    run_mix(build_dataclass(MixConfig, raw, "test"))
     return out

@@ -15,9 +15,9 @@ import pytest
 import torch
 from helpers import REPO
 
-from curate.errors import ConfigError
-from curate.train.config import load_train
-from curate.train.loop import build_model, main
+from curate.commands.train.config import load_train
+from curate.commands.train.run import build_model, main
+from curate.core.errors import ConfigError
 from curate.train.optim import get_lr, vit_lr_scale
 
 STEPS = 30

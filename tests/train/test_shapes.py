@@ -11,12 +11,12 @@ import pytest
 from helpers import REPO
 from PIL import Image
 
-from curate import stage2_config
-from curate.build import run_build
+from curate.commands.build.config import load_build
+from curate.commands.build.run import run_build
+from curate.commands.train.config import load_train
+from curate.commands.train.run import main
 from curate.sources.shapes import COLOURS, Shapes
-from curate.train.config import load_train
 from curate.train.evaluate import boxes, iou, score
-from curate.train.loop import main
 
 
 def test_every_box_is_the_tight_box_of_its_shape_and_shapes_never_overlap():
@@ -52,7 +52,7 @@ def test_box_parsing_iou_and_the_mean_box_baseline():
 
 @pytest.mark.slow
 def test_a_small_model_learns_to_ground_shapes_within_ten_cpu_minutes(tmp_path):
-    build = stage2_config.load_build(REPO / "pipelines" / "shapes_build.yaml", [f"output.dir={tmp_path / 'shapes'}"])
+    build = load_build(REPO / "pipelines" / "shapes_build.yaml", [f"output.dir={tmp_path / 'shapes'}"])
     run_build(build)
     cfg = load_train(
         REPO / "pipelines" / "train_shapes.yaml",

@@ -1,0 +1,1 @@
+"""`curate bench`: throughput and memory beside the raw model and peer tools (config, run, one module per part)."""

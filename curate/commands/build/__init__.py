@@ -1,0 +1,1 @@
+"""`curate build`: its config, run and summary."""

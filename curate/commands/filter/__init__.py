@@ -1,0 +1,1 @@
+"""`curate filter`: stage-1 filtering (config, run, summary)."""

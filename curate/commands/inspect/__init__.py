@@ -1,0 +1,1 @@
+"""`curate inspect`: its config, run and summary."""

@@ -1,0 +1,1 @@
+"""`curate mix`: its config, run and summary."""

@@ -1,0 +1,1 @@
+"""`curate train`: its config, run and summary."""

@@ -1,1 +1,0 @@
-"""Reading inputs, downloading, decoding images and writing outputs."""
