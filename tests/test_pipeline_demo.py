@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO
 
-from curate.ledger import summary as stats_module
 from curate.commands.build.config import build_from_dict
 from curate.commands.filter import run as pipeline
 from curate.commands.filter.config import from_dict as filter_from_dict
@@ -18,6 +17,7 @@ from curate.commands.filter.config import load as load_filter
 from curate.core.config import apply_override, to_dict
 from curate.core.errors import ConfigError
 from curate.core.schema import LEDGER_COLUMNS
+from curate.ledger import summary as stats_module
 
 SCHEMAS = REPO / "schemas"
 
