@@ -14,6 +14,23 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from helpers import REPO
 
 SHARED_DATA = Path(os.environ.get("CURATE_SHARED_DATA", REPO.parent / "shared" / "data"))
+# Fixtures that build an end-to-end chain (train the demo CLIP, run a filter, build, mix, start Ray or a browser):
+# a test that uses one belongs to the integration tier (`make test-integration`), where each is built once.
+INTEGRATION_FIXTURES = {
+    "tiny_clip", "ray_local", "demo_filter_run", "demo_mixture", "shapes_build", "shapes_mix", "built", "task_dirs",
+    "mixed", "mixture", "browser", "demo_run",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers (issue 16): `make test` is the fast tier; a test is in the integration tier when it uses a chain
+    fixture, unless it is the one `smoke` test (a whole filter run, CLIP included) the fast tier keeps; slow
+    tests stay slow."""
+    for item in items:
+        if "slow" in item.keywords or "smoke" in item.keywords:
+            continue
+        if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

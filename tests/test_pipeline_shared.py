@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from curate.clip.models import TINY_MODEL
 from curate.commands.filter import run as pipeline
@@ -28,6 +29,7 @@ def _filters(tiny_clip: Path) -> list:
     ]
 
 
+@pytest.mark.smoke
 def test_coco_images_with_real_captions_go_through_the_whole_pipeline(shared_data, tiny_clip, ray_local, tmp_path):
     coco = shared_data / "coco"
     cfg = filter_from_dict(
