@@ -122,9 +122,11 @@ fmt: $(STAMP)
 ## 6000 -> 8000 when the reference model's training loop, data stream and evaluation joined (issue 6).
 ## 8000 -> 9000 when reliability joined: URL policy, guarded fetch, download attempts, process memory (issue 8).
 ## 9000 -> 10000 when the bench suite joined (curate/bench: six parts, their baselines and the peer; issue 9).
-SIZE_BUDGET := 10000
+## 10000 -> 12000 when stage 2 moved onto Ray (run folders, shards, chunked workers, the mixture's index, plan,
+## writers and checks; issue 15) and the library was split from its commands, with the qwen_vl tokenizer (issue 16).
+SIZE_BUDGET := 12000
 size:
-	@total=$$(cat curate/*.py curate/*/*.py | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
+	@total=$$(find curate -name '*.py' -exec cat {} + | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
 	test $$total -le $(SIZE_BUDGET)
 
 clean:
