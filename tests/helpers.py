@@ -25,3 +25,17 @@ def demo_overrides(demo_input: Path, tiny_clip: Path, out: Path) -> list[str]:
         f"filters.clip_score.pretrained={tiny_clip}",
         f"output.dir={out}",
     ]
+
+
+def save_tiny_hf_tokenizer(path: Path, texts: list[str]) -> Path:
+    """A byte-level BPE Hugging Face tokenizer trained on `texts`, saved to `path` (a local tokenizer folder)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(path)
+    return path

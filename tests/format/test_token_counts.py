@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import save_tiny_hf_tokenizer
 
 from curate.commands.mix.config import MixConfig
 from curate.commands.mix.run import run_mix
@@ -62,17 +63,7 @@ def _tokenizers(hf_dir) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(SAMPLES * 20, trainer)
-    path = tmp_path_factory.mktemp("tok") / "tok"
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(path)
-    return path
+    return save_tiny_hf_tokenizer(tmp_path_factory.mktemp("tok") / "tok", SAMPLES * 20)
 
 
 @pytest.mark.parametrize("name", ["qwen_vl", "bytes", "hf"])

@@ -4,6 +4,7 @@ a local Hugging Face tokenizer with the special tokens as single ids."""
 from __future__ import annotations
 
 import pytest
+from helpers import save_tiny_hf_tokenizer
 
 from curate.format.tokenizer import IGNORE, SYSTEM, ByteTokenizer, HfTokenizer, make_tokenizer
 
@@ -50,17 +51,8 @@ def test_chat_rejects_unknown_roles():
 
 @pytest.fixture(scope="module")
 def hf_tokenizer_dir(tmp_path_factory):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["a red cat on a mat", "the blue square (12,34),(56,78)"] * 50, trainer)
-    path = tmp_path_factory.mktemp("tok") / "tok"
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(path)
-    return path
+    texts = ["a red cat on a mat", "the blue square (12,34),(56,78)"] * 50
+    return save_tiny_hf_tokenizer(tmp_path_factory.mktemp("tok") / "tok", texts)
 
 
 def test_hugging_face_tokenizer_adds_every_special_token_as_one_id(hf_tokenizer_dir):
