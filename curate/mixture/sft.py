@@ -87,24 +87,33 @@ def question_conversation(n: int, image: str, pairs: list[tuple[str, str]]) -> d
 
 def caption_dialogues(captions: list[tuple[dict, str, str]], start: int, count: int, seed: int) -> Iterator[tuple]:
     """(conversation, row a, row b): two pictures of the same caption language, described one after the other;
-    numbered from `start` + 1 while fewer than `count` are made. Images are named by `image_name(row)`."""
-    order = np.random.default_rng(seed).permutation(len(captions)) if captions else []
-    made = start
-    for a, b in zip(order[0::2], order[1::2], strict=False):
-        (row_a, lang, cap_a), (row_b, lang_b, cap_b) = captions[a], captions[b]
-        if made >= count or row_a["images"][0] == row_b["images"][0] or lang != lang_b:
-            continue
-        made += 1
-        convo = {
-            "id": f"identity_{made}",
-            "conversations": [
-                {"from": "user", "value": _picture(1, image_name(row_a)) + DESCRIBE[lang]},
-                {"from": "assistant", "value": cap_a},
-                {"from": "user", "value": _picture(2, image_name(row_b)) + FOLLOW_UP[lang]},
-                {"from": "assistant", "value": cap_b},
-            ],
-        }
-        yield convo, row_a, row_b
+    numbered from `start` + 1 while fewer than `count` are made. Captions are paired along seeded permutations,
+    pass after pass, never the same two captions twice, until `count` or a pass adds nothing (a small pool of
+    local images still fills the export). Images are named by `image_name(row)`."""
+    rng = np.random.default_rng(seed)
+    made, used = start, set()
+    while made < count and len(captions) > 1:
+        before = made
+        order = rng.permutation(len(captions))
+        for a, b in zip(order[0::2], order[1::2], strict=False):
+            (row_a, lang, cap_a), (row_b, lang_b, cap_b) = captions[a], captions[b]
+            pair = (min(a, b), max(a, b))
+            if made >= count or pair in used or row_a["images"][0] == row_b["images"][0] or lang != lang_b:
+                continue
+            used.add(pair)
+            made += 1
+            convo = {
+                "id": f"identity_{made}",
+                "conversations": [
+                    {"from": "user", "value": _picture(1, image_name(row_a)) + DESCRIBE[lang]},
+                    {"from": "assistant", "value": cap_a},
+                    {"from": "user", "value": _picture(2, image_name(row_b)) + FOLLOW_UP[lang]},
+                    {"from": "assistant", "value": cap_b},
+                ],
+            }
+            yield convo, row_a, row_b
+        if made == before:
+            return
 
 
 def image_name(row: dict[str, Any]) -> str:

@@ -107,9 +107,7 @@ def test_output_loads_with_datasets_and_webdataset(mixed):
 def test_sft_export_follows_the_finetune_rules(mixed):
     cfg, stats = mixed
     items = json.loads((cfg.out_dir / "sft.json").read_text())
-    # Conversations need image bytes in the output (issue 15): the shared data has local images for ~370
-    # captions but only 5 question sets, so two-picture dialogues (each caption used once) stop short of 200.
-    assert len(items) == stats["sft_conversations"] and 150 <= len(items) <= 200
+    assert len(items) == stats["sft_conversations"] == 200
     assert all(check_conversation(item) == [] for item in items)
     assert any(len(item["conversations"]) >= 6 for item in items)  # several questions about one image
     assert any("Picture 2: <img>" in t["value"] for item in items for t in item["conversations"])  # two pictures
