@@ -58,7 +58,7 @@ def test_metadata_and_ocr_parts_report_figures(demo_input, tiny_clip, tmp_path, 
 
 @pytest.mark.slow
 def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shared_data):
-    """All six parts end to end (P3's download feeding P1 and the peer), at sizes that take a few minutes."""
+    """All seven parts end to end (P3's download feeding P1 and the peer), at sizes that take a few minutes."""
     from curate.__main__ import main
 
     clip = [{"model": "curate-tiny-clip", "pretrained": str(tiny_clip), "samples": 4096, "raw_batches": 2}]
@@ -69,6 +69,9 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
         "ocr_documents=5",
         "memory_rows=[300, 600]",
         "peer_samples=300",
+        "stage2_sizes=[400, 800]",
+        "stage2_budget=4000",
+        "stage2_bare_samples=200",
         f"peer_clip_pretrained={tiny_clip}",
         f"peer_python={REPO / '.venv-dj' / 'bin' / 'python'}",
         f"filter_overrides={json.dumps(demo_overrides(demo_input, tiny_clip, tmp_path / 'run'))}",
@@ -79,7 +82,11 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
     by_part: dict[str, list[dict]] = {}
     for f in figures:
         by_part.setdefault(f["part"], []).append(f)
-    assert set(by_part) == {"P1", "P2", "P3", "P4", "P5", "peer"}
+    assert set(by_part) == {"P1", "P2", "P3", "P4", "P5", "P6", "peer"}
+    build, *memory = by_part["P6"]
+    assert build["value"] > 0 and build["baseline"] > 0 and build["goal"] == 0.8
+    assert len(memory) == 3 and all(f["value"] > 0 and f["baseline"] > 0 for f in memory)
+    assert memory[2]["details"]["large"]["budget"] == 4000 and memory[2]["details"]["large"]["pool"] == 800
     p3 = by_part["P3"][0]
     assert p3["details"]["urls"] == 400 and p3["details"]["images_curate"] == p3["details"]["images_img2dataset"] > 300
     p1 = by_part["P1"][0]

@@ -52,7 +52,7 @@ def test_box_parsing_iou_and_the_mean_box_baseline():
 
 @pytest.mark.slow
 def test_a_small_model_learns_to_ground_shapes_within_ten_cpu_minutes(tmp_path):
-    build = load_build(REPO / "pipelines" / "shapes_build.yaml", [f"output.dir={tmp_path / 'shapes'}"])
+    build = load_build(REPO / "pipelines" / "build_shapes.yaml", [f"output.dir={tmp_path / 'shapes'}"])
     run_build(build)
     cfg = load_train(
         REPO / "pipelines" / "train_shapes.yaml",

@@ -23,7 +23,8 @@ from curate.commands.filter.config import FilterRunConfig
 from curate.commands.filter.config import load as load_filter
 from curate.core.errors import ConfigError
 from curate.demo.make import repeat_rows
-from curate.download import call as download
+from curate.download import call as img2dataset_call
+from curate.download import stage as download
 from curate.download.http_server import serve_directory
 from curate.ledger.inputs import chunk_rows, read_input
 
@@ -95,14 +96,14 @@ def _absolute_url_file(rows: pa.Table, base_url: str, path: Path) -> Path:
 
 
 def _plain_img2dataset(url_file: Path, out: Path, cfg: FilterRunConfig, per_chunk: int, num_chunks: int) -> None:
-    """img2dataset exactly as curate calls it (download.run_img2dataset), without curate's guards."""
+    """img2dataset exactly as curate calls it (img2dataset_call.run_img2dataset), without curate's guards."""
     from img2dataset import download as img2dataset_download
 
     main = importlib.import_module("img2dataset.main")
     assert main.Downloader.__module__.startswith("img2dataset"), "curate's downloader is still patched in"
     previous_sigint = signal.getsignal(signal.SIGINT)
     try:
-        download.run_img2dataset(
+        img2dataset_call.run_img2dataset(
             img2dataset_download, url_file, out, cfg.download, rows_per_chunk=per_chunk, num_chunks=num_chunks
         )
     finally:  # img2dataset installs a SIGINT handler that exits with status 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -88,6 +89,7 @@ def mix_at(build: dict[str, Any], budget: int, work: Path, *, replace: bool) -> 
     }
     memory, wall = _curate("mix", config, work / f"{out.name}.yaml")
     stats = json.loads((out / "stats.json").read_text())
+    shutil.rmtree(out)  # measured; a 1M-sample mixture is gigabytes of disk
     return {**_memory(memory), "budget": budget, "pool": build["samples"], "wall_s": round(wall, 1),
             "sequences": stats["sequences"], "packing_efficiency": stats["packing_efficiency"]}  # fmt: skip
 
@@ -100,7 +102,7 @@ def stage2_scale(work: Path, sizes: tuple[int, int] = (20_000, 100_000), big_bud
     mixes = [mix_at(b, b["samples"], work, replace=False) for b in builds]
     mixes.append(mix_at(builds[-1], big_budget, work, replace=True))
     for b in builds:
-        b.pop("stats")
+        shutil.rmtree(b["out"])  # measured and mixed; only the figures are kept
     return {"builds": builds, "mixes": mixes}
 
 
@@ -122,7 +124,8 @@ def bench_stage2(work: Path, sizes: tuple[int, int], big_budget: int, bare_sampl
     bare = bare_build_rate(bare_samples)
     scale = stage2_scale(work, sizes, big_budget)
     (small, large), mixes = scale["builds"], scale["mixes"]
-    stats = json.loads((Path(large["out"]) / "stats.json").read_text())
+    stats = large.pop("stats")
+    small.pop("stats")
     rate = stats["tasks"]["ref_grounding"]["samples"] / stats["work_s"] / stats["workers"]
     figures = [
         Figure(
