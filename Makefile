@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install lock fonts browser filter mixture train train-shapes demo test test-integration test-slow bench bench-peer lint fmt size clean
+.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes demo test test-integration test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -64,6 +64,10 @@ demo: $(DEMO)/_SUCCESS $(DEMO_CLIP)
 filter: demo
 	$(CURATE) filter pipelines/filter_demo.yaml
 
+## The demo with the dedup stages (issue 17): planted copies, re-encodes, resizes, mirror images and a reference set.
+filter-dedup: demo
+	$(CURATE) filter pipelines/filter_dedup.yaml
+
 ## Stage 2 on the embedded demo: filter output + text + synthetic OCR -> tasks -> packed mixture + SFT JSON.
 mixture: filter fonts
 	$(CURATE) build pipelines/build_demo.yaml --overwrite
@@ -100,12 +104,15 @@ bench: $(STAMP) fonts demo
 # instead of installing a second torch; its own pins (dill, multiprocess, emoji) stay in its venv.
 DJ_VENV := .venv-dj
 DJ_VERSION := 1.6.1
+# Data-Juicer's image_deduplicator (the dedup peer) needs imagededup, which Data-Juicer does not depend on.
+IMAGEDEDUP_VERSION := 0.3.3.post2
 bench-peer: $(DJ_VENV)/.installed
 
 $(DJ_VENV)/.installed: $(STAMP)
 	test -x $(DJ_VENV)/bin/python || python3 -m venv $(DJ_VENV)
 	$(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$$($(DJ_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_curate_venv.pth"
-	$(DJ_VENV)/bin/pip install --quiet py-data-juicer==$(DJ_VERSION) > $(DJ_VENV)/install.log 2>&1 || { tail -5 $(DJ_VENV)/install.log; exit 1; }
+	$(DJ_VENV)/bin/pip install --quiet py-data-juicer==$(DJ_VERSION) imagededup==$(IMAGEDEDUP_VERSION) > $(DJ_VENV)/install.log 2>&1 || { tail -5 $(DJ_VENV)/install.log; exit 1; }
+	$(DJ_VENV)/bin/python -c 'import data_juicer.ops, imagededup.methods' >> $(DJ_VENV)/install.log 2>&1 || { tail -5 $(DJ_VENV)/install.log; exit 1; }
 	$(DJ_VENV)/bin/python -c 'import data_juicer.ops' >> $(DJ_VENV)/install.log 2>&1 || { tail -5 $(DJ_VENV)/install.log; exit 1; }
 	touch $@
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 from helpers import REPO
 
 from curate.core.schema import LEDGER_SCHEMA, SAMPLE_FIELDS, SCHEMA_VERSION
-from curate.filters import reject_reasons
+from curate.filters import REASON_PATTERNS, reject_reasons
 
 SCHEMAS = REPO / "schemas"
 
@@ -24,7 +24,7 @@ def test_ledger_json_schema_matches_arrow_schema():
     assert schema["required"] == LEDGER_SCHEMA.names
     assert list(schema["properties"]) == LEDGER_SCHEMA.names
     for field in LEDGER_SCHEMA:
-        declared = schema["properties"][field.name]["type"]
+        declared = schema["properties"][field.name].get("type") or schema["properties"][field.name]["anyOf"][0]["type"]
         declared = declared if isinstance(declared, list) else [declared]
         assert _json_type(field.type) in declared, field.name
     assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
@@ -32,7 +32,9 @@ def test_ledger_json_schema_matches_arrow_schema():
 
 def test_reject_reason_vocabulary_is_documented():
     schema = json.loads((SCHEMAS / "ledger_row.schema.json").read_text())
-    assert schema["properties"]["reject_reason"]["enum"] == [*reject_reasons(), None]
+    listed, pattern = schema["properties"]["reject_reason"]["anyOf"]
+    assert listed["enum"] == [*reject_reasons(), None]
+    assert [pattern["pattern"]] == list(REASON_PATTERNS.values())
     readme = (SCHEMAS / "README.md").read_text()
     for reason in reject_reasons():
         assert reason.split(":")[-1] in readme

@@ -33,6 +33,12 @@ LEDGER_SCHEMA = pa.schema(
         ("lang", pa.string()),  # fastText lid.176 label
         ("lang_score", pa.float64()),
         ("clip_score", pa.float64()),  # cosine similarity of image and caption embeddings
+        ("image_sha256", pa.string()),  # dedup_exact: sha256 of the image bytes as stored
+        ("pixel_sha256", pa.string()),  # dedup_exact with pixels: sha256 of the decoded pixels and size
+        ("phash", pa.int64()),  # dedup_near / decontaminate: 64-bit pHash (the bits as a signed int64)
+        ("dhash", pa.int64()),  # dedup_near / decontaminate with hash: dhash
+        ("dup_of", pa.string()),  # key of the kept row this row duplicates, or <set>:<image> when contaminated
+        ("dup_distance", pa.float64()),  # to dup_of: Hamming bits (exact/near/contaminated), 1 - cosine (semantic)
         ("reject_reason", pa.string()),  # null = kept
     ]
 )

@@ -91,6 +91,8 @@ def make_demo(out: str | Path, rows: int = 600, seed: int = 0) -> Path:
     """Write the demo folder: files/ (served), urls.parquet, clip_train.parquet (+ images), _SUCCESS."""
     out = Path(out)
     if (out / "_SUCCESS").exists():
+        if not (out / DEDUP_URLS).exists():  # a demo folder from before the dedup demo
+            plant_duplicates(out, seed)
         log.info("demo input already in %s", out)
         return out
     if rows < 100:
@@ -115,9 +117,67 @@ def make_demo(out: str | Path, rows: int = 600, seed: int = 0) -> Path:
     )
     _make_clip_train(photos, rng, out)
     _make_corpus(photos, rng, out)
+    plant_duplicates(out, seed)
     write_bytes_atomic(out / "_SUCCESS", b"")
     log.info("demo input: %d rows in %s", rows, out)
     return out
+
+
+DEDUP_URLS = "urls_dedup.parquet"
+REFERENCE_DIR = "reference"
+# Planted rows of the dedup demo (pipelines/filter_dedup.yaml), each a copy of a good row's image: kind -> count.
+PLANTED = {"dup_copy": 4, "dup_recaption": 3, "dup_reencode": 4, "dup_resize": 4, "dup_flip": 4}
+REFERENCE_IMAGES = 4  # good rows whose image (re-encoded) goes into the demo's reference set
+
+
+def plant_duplicates(out: Path, seed: int = 0) -> Path:
+    """urls_dedup.parquet: the demo rows plus planted copies of good rows' images (byte copies, recaptioned
+    copies, JPEG re-encodes, resizes, mirror images), and reference/: re-encodes of other good rows' images, a
+    stand-in for a benchmark split that leaked into the crawl. Every dedup tier of filter_dedup rejects some."""
+    rng = np.random.default_rng(seed + 17)
+    table = pq.read_table(out / "urls.parquet")
+    kinds = table.column("demo_kind").to_pylist()
+    good = [i for i, k in enumerate(kinds) if k == "good_en"]
+    picks = [int(i) for i in rng.choice(good, size=sum(PLANTED.values()) + REFERENCE_IMAGES, replace=False)]
+    urls, captions, planted = [], [], []
+    for kind, count in PLANTED.items():
+        for _ in range(count):
+            source = picks.pop()
+            url, caption = table.column("url")[source].as_py(), table.column("caption")[source].as_py()
+            data = (out / "files" / url).read_bytes()
+            with Image.open(io.BytesIO(data)) as img:
+                image = img.convert("RGB")
+            if kind == "dup_reencode":
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=int(rng.integers(30, 60)))
+                data = buffer.getvalue()
+            elif kind == "dup_resize":
+                scale = float(rng.uniform(1.2, 1.6))
+                data = jpeg(image.resize((round(image.width * scale), round(image.height * scale))), rng)
+            elif kind == "dup_flip":
+                data = jpeg(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), rng)
+            if kind == "dup_recaption":
+                caption = f"a photo of {caption}"
+            name = f"images/{kind}-{len(urls):03d}.jpg"
+            write_bytes_atomic(out / "files" / name, data)
+            urls.append(name)
+            captions.append(caption)
+            planted.append(kind)
+    for source in picks:  # what is left: the reference set's sources
+        url = table.column("url")[source].as_py()
+        with Image.open(out / "files" / url) as img:
+            buffer = io.BytesIO()
+            img.convert("RGB").save(buffer, format="JPEG", quality=70)
+        write_bytes_atomic(out / REFERENCE_DIR / Path(url).name, buffer.getvalue())
+    extra = pa.table(
+        {
+            "url": pa.array(urls, pa.string()),
+            "caption": pa.array(captions, pa.string()),
+            "demo_kind": pa.array(planted, pa.string()),
+        }
+    )
+    write_parquet_atomic(out / DEDUP_URLS, pa.concat_tables([table, extra]))
+    return out / DEDUP_URLS
 
 
 def _row_kinds(rows: int, rng: np.random.Generator) -> list[str]:

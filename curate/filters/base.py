@@ -12,6 +12,8 @@ import pyarrow as pa
 from curate.core.errors import ConfigError, FilterBugError
 
 Batch = pd.DataFrame  # Ray Data batch_format="pandas"; one row per input row
+HASH_COLUMNS = ("phash", "dhash")
+SIDE_COLUMNS = ("clip_embedding", "phash_windows")  # per-row vectors kept beside the ledger (curate.ledger.embeddings)
 
 
 def conform(batch: Batch) -> Batch:
@@ -20,11 +22,16 @@ def conform(batch: Batch) -> Batch:
     from curate.core.schema import LEDGER_SCHEMA
 
     batch = batch.copy()
+    for column in SIDE_COLUMNS:  # bytes or None: a NaN left by pandas would make Ray pickle the whole column
+        if column in batch.columns:
+            batch[column] = [v if isinstance(v, bytes) else None for v in batch[column]]
     for field in LEDGER_SCHEMA:
         if field.name not in batch.columns:
             continue
         column = batch[field.name]
-        if pa.types.is_integer(field.type):
+        if field.name in HASH_COLUMNS:  # 64-bit hashes: through float64 (to_numeric with nulls) they lose bits
+            batch[field.name] = pd.array([None if pd.isna(v) else int(v) for v in column], dtype="Int64")
+        elif pa.types.is_integer(field.type):
             batch[field.name] = pd.to_numeric(column, errors="coerce").astype("Int64")
         elif pa.types.is_floating(field.type):
             batch[field.name] = pd.to_numeric(column, errors="coerce").astype("float64")

@@ -33,6 +33,9 @@ class ClipScore(Filter):
     # the raw open_clip throughput on 2 cores, `curate bench` P1). The actor still reserves only one CPU, so
     # the cheap stages keep a slot.
     threads: int = 0
+    # Keep each image's embedding (float16, unit length) in <out>/embeddings/part-*.parquet, beside the ledger:
+    # dedup_semantic reads them, and users want them by themselves (as clip-retrieval gives them).
+    save_embeddings: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,14 +78,19 @@ class ClipScore(Filter):
         if not hasattr(self, "_model"):
             self.setup()
         scores = np.full(len(rows), np.nan)
+        embeddings: list[bytes | None] = [None] * len(rows)
         records = list(zip(rows["image_path"], rows["image_member"], rows["caption"], strict=True))
         for start in range(0, len(records), self.batch_size):
             part = records[start : start + self.batch_size]
-            scores[start : start + len(part)] = self._score_batch(part)
-        return pd.DataFrame({"clip_score": scores}, index=rows.index)
+            scores[start : start + len(part)], embeddings[start : start + len(part)] = self._score_batch(part)
+        columns: dict[str, Any] = {"clip_score": scores}
+        if self.save_embeddings:
+            columns["clip_embedding"] = embeddings  # float16 bytes: a plain binary column through Ray's blocks
+        return pd.DataFrame(columns, index=rows.index)
 
-    def _score_batch(self, records: list[tuple[Any, Any, Any]]) -> np.ndarray:
+    def _score_batch(self, records: list[tuple[Any, Any, Any]]) -> tuple[np.ndarray, list[bytes | None]]:
         out = np.full(len(records), np.nan)
+        embeddings: list[bytes | None] = [None] * len(records)
         datas = [self._read(path, member) for path, member, _ in records]  # the tar index cache is not thread-safe
         # One thread: decoding these JPEGs on a 2-thread pool was no faster (measured for issue 9; PIL's Python-side
         # open, EXIF and convert steps hold the GIL). More decode throughput means more actors (`concurrency`).
@@ -90,8 +98,10 @@ class ClipScore(Filter):
         where = [i for i, p in enumerate(pixels) if p is not None]
         if where:
             texts = [c if isinstance(c, str) else "" for c in (records[i][2] for i in where)]  # NA: missing caption
-            out[where] = self._similarity([pixels[i] for i in where], texts)
-        return out
+            out[where], features = self._similarity([pixels[i] for i in where], texts)
+            for i, vector in zip(where, features.astype(np.float16), strict=True):
+                embeddings[i] = vector.tobytes()
+        return out, embeddings
 
     def _read(self, path: Any, member: Any) -> bytes | None:
         from curate.core.images import read_image_bytes
@@ -117,14 +127,15 @@ class ClipScore(Filter):
             )
             return None
 
-    def _similarity(self, pixels: list[Any], texts: list[str]) -> np.ndarray:
+    def _similarity(self, pixels: list[Any], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities, and the unit image embeddings."""
         import torch
 
         with torch.inference_mode(), torch.autocast(self._device, enabled=self._device == "cuda"):
             image_features = self._model.encode_image(torch.stack(pixels).to(self._device), normalize=True)
             text_features = self._model.encode_text(self._tokenizer(texts).to(self._device), normalize=True)
             similarity = (image_features.float() * text_features.float()).sum(dim=-1)
-        return similarity.cpu().numpy()
+        return similarity.cpu().numpy(), image_features.float().cpu().numpy()
 
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [

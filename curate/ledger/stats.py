@@ -19,8 +19,18 @@ SCORE_COLUMNS = ("width", "height", "aspect_ratio", "caption_words", "lang_score
 INGEST_STAGES = ("download", "image")
 
 
+# Reasons whose prefix is not the stage's name: the dedup stages' (issue 17 names the reasons).
+REASON_STAGES = {
+    "duplicate:exact": "dedup_exact",
+    "duplicate:near": "dedup_near",
+    "duplicate:semantic": "dedup_semantic",
+    "contaminated": "decontaminate",
+}
+
+
 def stage_of(reason: str) -> str:
-    return reason.split(":", 1)[0]
+    prefix = reason.split(":", 1)[0]
+    return REASON_STAGES.get(reason) or REASON_STAGES.get(prefix) or prefix
 
 
 def compute(ledger: pa.Table, name: str, stages: list[str], skipped: dict[str, str], run: dict[str, Any]) -> dict:

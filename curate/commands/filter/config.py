@@ -40,10 +40,29 @@ class FilterRunConfig:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"filters listed twice: {', '.join(dupes)}")
+        _check_global_stages(self.filters)
 
     @property
     def out_dir(self) -> Path:
         return Path(self.output.dir or f"out/{self.name}")
+
+
+def _check_global_stages(filters: tuple[Filter, ...]) -> None:
+    """Dedup stages decide over the whole run after the per-row filters: they come last, and the semantic one
+    needs the CLIP embeddings (turned on here, so the run identity records it)."""
+    names = [f.name for f in filters]
+    first_global = next((i for i, f in enumerate(filters) if getattr(f, "global_stage", False)), len(filters))
+    late = [f.name for f in filters[first_global:] if not getattr(f, "global_stage", False)]
+    if late:
+        raise ConfigError(
+            f"filters {', '.join(late)} come after the dedup stage {names[first_global]}: dedup stages decide over "
+            f"the whole run once every per-row filter is done, so list them last (README, Deduplication)"
+        )
+    if "dedup_semantic" in names:
+        clip = next((f for f in filters if f.name == "clip_score" and not f.skip), None)
+        if clip is None:
+            raise ConfigError("dedup_semantic compares CLIP image embeddings: add a clip_score filter before it")
+        clip.save_embeddings = True
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FilterRunConfig:

@@ -25,12 +25,13 @@ from curate.core.config import fingerprint, to_dict, to_yaml
 from curate.core.errors import ConfigError, FilterBugError, exception_chain
 from curate.core.ray_session import cluster_address, ray_session
 from curate.core.run_folder import RunFolder, file_digest, open_run
+from curate.dedup.run import decisions_path, run_global
 from curate.download import stage as download
 from curate.download.http_server import serve_directory
 from curate.filters.base import Filter
 from curate.filters.plan import build_dataset
+from curate.ledger import embeddings, stats
 from curate.ledger import parts as ledger
-from curate.ledger import stats
 from curate.ledger.inputs import INPUT_SCHEMA, chunk_rows, input_fingerprint, read_input
 from curate.ledger.kept_shards import write_shards
 from curate.ledger.local_images import raw_local_table
@@ -83,6 +84,8 @@ def _run_locked(cfg: FilterRunConfig, run: RunFolder, active: list[Filter], skip
             with ray_session(cfg.ray.address, cfg.ray.num_cpus):
                 local = cfg.input.coco_captions is not None
                 _run_stages(raw, active, out, local=local, batch_rows=cfg.ray.batch_rows)
+                _run_global_stages(cfg, active, out)
+    _run_global_stages(cfg, active, out)  # resumed after the chunks were done, or already decided: applies
     write_shards(out, cfg.output.samples_per_shard)
     elapsed = time.time() - started
     result = stats.compute(
@@ -100,6 +103,18 @@ def _run_locked(cfg: FilterRunConfig, run: RunFolder, active: list[Filter], skip
     stats.write(out, result)
     run.mark_complete()
     return result
+
+
+def _run_global_stages(cfg: FilterRunConfig, active: list[Filter], out: Path) -> None:
+    """The dedup stages' global decisions (curate.dedup.run); Ray is started only when they are still to make."""
+    stages = [f for f in active if getattr(f, "global_stage", False)]
+    if not stages:
+        return
+    import ray
+
+    decided = decisions_path(out).exists()
+    with ray_session(cfg.ray.address, cfg.ray.num_cpus) if not (decided or ray.is_initialized()) else nullcontext():
+        run_global(out, stages)
 
 
 def _active_filters(filters: tuple[Filter, ...]) -> tuple[list[Filter], dict[str, str]]:
@@ -166,7 +181,9 @@ def _collect(ds, expected: dict[int, int], out: Path) -> None:  # noqa: ANN001 -
             buffers[chunk].append(part)
             received[chunk] += part.num_rows
             if received[chunk] == expected[chunk]:
-                ledger.write_part(out, chunk, pa.concat_tables(buffers.pop(chunk), promote_options="permissive"))
+                table = pa.concat_tables(buffers.pop(chunk), promote_options="permissive")
+                embeddings.write_parts(out, chunk, table)  # before the ledger part, the chunk's done marker
+                ledger.write_part(out, chunk, table)
                 log.info("chunk %d done (%d rows)", chunk, expected[chunk])
     unfinished = {c: (received[c], n) for c, n in expected.items() if received[c] != n}
     if unfinished:  # never a silent drop: a lost row is a bug

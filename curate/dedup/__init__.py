@@ -1,0 +1,1 @@
+"""Deduplication and decontamination (issue 17): fingerprints, banded search, keep rule, global decisions."""

@@ -1,0 +1,128 @@
+"""Reference sets for decontamination: list a set's images (a folder, tar shards, or a COCO annotation file and
+its image folder), fingerprint each once, and match rows against them.
+
+The fingerprints of a set are cached in `<cache>/<name>-<listing digest>.parquet`: the listing digest covers
+every image's name and size, so an edited set is hashed again and an unchanged one never twice.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.core.atomic import write_parquet_atomic
+from curate.core.errors import ConfigError
+from curate.dedup.bands import band_spans, band_values
+from curate.dedup.hashes import DECODE_SIDE, bytes_digest, hamming, perceptual_hash
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+Listing = list[tuple[str, int]]  # (image id: path, or tar path + "::" + member, size in bytes)
+
+
+def reference_files(ref) -> Listing:  # noqa: ANN001 - curate.filters.dedup.ReferenceSet
+    """Every image of the set, sorted; raises ConfigError when the set's files are missing or hold no image."""
+    images: Listing = []
+    if ref.folder:
+        root = Path(ref.folder)
+        if not root.is_dir():
+            raise ConfigError(f"reference set {ref.name}: folder {root} does not exist")
+        images = [(str(p), p.stat().st_size) for p in sorted(root.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    elif ref.shards:
+        paths = sorted({p for pattern in ref.shards for p in (glob.glob(pattern) or [pattern])})
+        for path in paths:
+            if not Path(path).is_file():
+                raise ConfigError(f"reference set {ref.name}: shard {path} does not exist")
+            with tarfile.open(path) as tar:
+                images += [
+                    (f"{path}::{m.name}", m.size)
+                    for m in tar.getmembers()
+                    if m.isfile() and Path(m.name).suffix.lower() in IMAGE_SUFFIXES
+                ]
+    else:
+        annotations = Path(ref.coco_json)
+        if not annotations.is_file():
+            raise ConfigError(f"reference set {ref.name}: coco_json {annotations} does not exist")
+        names = sorted({im["file_name"] for im in json.loads(annotations.read_text())["images"]})
+        root = Path(ref.images)
+        missing = [n for n in names if not (root / n).is_file()]
+        if missing:
+            raise ConfigError(
+                f"reference set {ref.name}: {len(missing)} of the {len(names)} images of {annotations} are not in "
+                f"{root} (first: {missing[0]})"
+            )
+        images = [(str(root / n), (root / n).stat().st_size) for n in names]
+    if not images:
+        raise ConfigError(f"reference set {ref.name} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def _read(image_id: str) -> bytes:
+    if "::" in image_id:
+        path, member = image_id.split("::", 1)
+        with tarfile.open(path) as tar:
+            return tar.extractfile(member).read()
+    return Path(image_id).read_bytes()
+
+
+def reference_table(ref, kind: str, cache: Path) -> pa.Table:  # noqa: ANN001
+    """(ref_id, sha256, <kind>) of every image of the set; undecodable images are left out with a warning."""
+    from curate.core.images import decode_rgb
+
+    listing = reference_files(ref)
+    digest = hashlib.sha256(json.dumps([kind, listing]).encode()).hexdigest()[:16]
+    path = cache / f"{ref.name}-{digest}.parquet"
+    if path.exists():
+        return pq.read_table(path)
+    log.info("decontaminate: hashing the %d images of reference set %s", len(listing), ref.name)
+    ids, digests, hashes = [], [], []
+    for image_id, _ in listing:
+        try:
+            data = _read(image_id)
+            value = perceptual_hash(decode_rgb(data, min_size=DECODE_SIDE), kind)
+        except Exception as err:  # noqa: BLE001 - a broken reference image cannot contaminate anything
+            log.warning("reference set %s: cannot decode %s (%s); left out", ref.name, image_id, err)
+            continue
+        ids.append(f"{ref.name}:{Path(image_id.split('::')[-1]).name}")
+        digests.append(bytes_digest(data))
+        hashes.append(value)
+    table = pa.table({"ref_id": ids, "sha256": digests, kind: pa.array(hashes, pa.int64())})
+    write_parquet_atomic(path, table)
+    return table
+
+
+def nearest_reference(
+    hashes: np.ndarray, digests: list[str | None], reference: pa.Table, kind: str, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row: the index of the closest reference image within `radius` (or with identical bytes), -1 if
+    none; and the Hamming distance to it. Candidates come from the reference's band index (no all-pairs)."""
+    count = len(hashes)
+    best = np.full(count, -1, np.int64)
+    best_d = np.full(count, np.iinfo(np.int64).max)
+    ref_hashes = reference.column(kind).to_numpy()
+    for span in band_spans(radius):
+        ref_bands = band_values(ref_hashes, span)
+        order = np.argsort(ref_bands, kind="stable")
+        sorted_bands = ref_bands[order]
+        query = band_values(hashes, span)
+        lo = np.searchsorted(sorted_bands, query, "left")
+        hi = np.searchsorted(sorted_bands, query, "right")
+        for row in np.flatnonzero(hi > lo):
+            candidates = order[lo[row] : hi[row]]
+            distance = hamming(ref_hashes[candidates], hashes[row])
+            pick = int(np.argmin(distance))
+            if distance[pick] <= radius and (distance[pick], candidates[pick]) < (best_d[row], best[row]):
+                best[row], best_d[row] = candidates[pick], distance[pick]
+    by_digest = {d: i for i, d in enumerate(reference.column("sha256").to_pylist())}
+    for row, d in enumerate(digests):
+        if d is not None and d in by_digest:
+            best[row], best_d[row] = by_digest[d], 0
+    return best, np.where(best >= 0, best_d, 0)
