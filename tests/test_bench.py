@@ -29,7 +29,7 @@ def test_ratio_goal_and_table():
 def test_config_is_strict():
     cfg = load_bench(BENCH_YAML)
     assert cfg.metadata_rows == 100_000 and cfg.peer_samples == 5000 and set(cfg.parts) >= {"P1", "P5", "peer"}
-    with pytest.raises(ConfigError, match="unknown; valid: P1, P2, P3, P4, P5, P6, peer"):
+    with pytest.raises(ConfigError, match="unknown; valid: P1, P2, P3, P4, P5, P6, P7, peer"):
         load_bench(BENCH_YAML, ["parts=[P9]"])
     with pytest.raises(ConfigError, match="unknown field"):
         load_bench(BENCH_YAML, ["rows=5"])
@@ -58,7 +58,7 @@ def test_metadata_and_ocr_parts_report_figures(demo_input, tiny_clip, tmp_path, 
 
 @pytest.mark.slow
 def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shared_data):
-    """All seven parts end to end (P3's download feeding P1 and the peer), at sizes that take a few minutes."""
+    """All eight parts end to end (P3's download feeding P1 and the peer), at sizes that take a few minutes."""
     from curate.__main__ import main
 
     clip = [{"model": "curate-tiny-clip", "pretrained": str(tiny_clip), "samples": 4096, "raw_batches": 2}]
@@ -72,6 +72,12 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
         "stage2_sizes=[400, 800]",
         "stage2_budget=4000",
         "stage2_bare_samples=200",
+        f"dedup_shared_data={shared_data}",
+        "dedup_planted_per_variant=3",
+        "dedup_scale_hashes=20000",
+        "dedup_scale_pairs=200",
+        "dedup_scale_subset=5000",
+        "dedup_scale_radii=[4, 2]",
         f"peer_clip_pretrained={tiny_clip}",
         f"peer_python={REPO / '.venv-dj' / 'bin' / 'python'}",
         f"filter_overrides={json.dumps(demo_overrides(demo_input, tiny_clip, tmp_path / 'run'))}",
@@ -82,7 +88,20 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
     by_part: dict[str, list[dict]] = {}
     for f in figures:
         by_part.setdefault(f["part"], []).append(f)
-    assert set(by_part) == {"P1", "P2", "P3", "P4", "P5", "P6", "peer"}
+    assert set(by_part) == {"P1", "P2", "P3", "P4", "P5", "P6", "P7", "peer"}
+    p7 = {f["measure"]: f for f in by_part["P7"]}
+    precision = next(f for m, f in p7.items() if m.startswith("planted set: precision"))
+    assert 0 < precision["value"] <= 1 and precision["details"]["ours"]["marked"] > 0
+    assert sum(m.startswith("planted ") and "recall" in m for m in p7) >= 5  # copy/reencode/resize/crop/recaption
+    scale = [f for m, f in p7.items() if m.startswith("near stage") and m.endswith("(near_edges + keep rule)")]
+    assert [f["details"]["radius"] for f in scale] == [4, 2]
+    for f in scale:
+        assert f["details"]["hashes"] == 20000 and f["details"]["planted_found"] == 200, f["details"]
+        assert f["details"]["subset"]["equal"] and f["details"]["subset"]["hashes"] == 5000, f["details"]
+    speed = next(f for m, f in p7.items() if m.startswith("dedup-only curate filter run"))
+    assert speed["value"] > 0
+    if (REPO / ".venv-dj" / "bin" / "python").exists():
+        assert speed["baseline"] > 0 and precision["baseline"] is not None, precision["note"]
     build, *memory = by_part["P6"]
     assert build["value"] > 0 and build["baseline"] > 0 and build["goal"] == 0.8
     assert len(memory) == 3 and all(f["value"] > 0 and f["baseline"] > 0 for f in memory)

@@ -8,7 +8,7 @@ from pathlib import Path
 from curate.core.config import build_dataclass, read_yaml
 from curate.core.errors import ConfigError
 
-PARTS = ("P1", "P2", "P3", "P4", "P5", "P6", "peer")
+PARTS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "peer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +42,15 @@ class BenchConfig:
     stage2_sizes: tuple[int, ...] = (20_000, 100_000)  # P6: two build sizes, each mixed with budget = size
     stage2_budget: int = 1_000_000  # P6: a mix with replacement from the larger build (issue 15)
     stage2_bare_samples: int = 10_000  # P6: the bare build loop's sample count (its rate is per core)
+    # P7 (issue 17): planted duplicates from the shared data's real photos through a dedup-only filter run (and
+    # Data-Juicer's image_deduplicator on the same files, with peer_python), then the near stage on synthetic hashes.
+    dedup_shared_data: str = "../shared/data"
+    dedup_planted_per_variant: int | None = None  # originals given each variant; None = every original (101)
+    dedup_scale_hashes: int = 1_000_000  # synthetic 64-bit hashes through the near stage, 2 CPUs
+    dedup_scale_pairs: int = 10_000  # planted near pairs among them (1..radius bits apart)
+    dedup_scale_subset: int = 20_000  # hashes compared with brute force
+    dedup_scale_radii: tuple[int, ...] = (4, 2)  # one measured run per radius (4: dedup_near's default)
+    dedup_scale_timeout_s: int = 900  # a run past this is killed and reported as not finished
     peer_samples: int = 5000  # Data-Juicer comparison (issue 9: the same 5k samples)
     peer_python: str = ".venv-dj/bin/python"  # the venv `make bench-peer` installs Data-Juicer into
     peer_clip: str = "curate-tiny-clip"  # CLIP architecture both tools run on the 5k samples
@@ -53,6 +62,11 @@ class BenchConfig:
             raise ConfigError(f"bench parts {', '.join(unknown)} unknown; valid: {', '.join(PARTS)}")
         sizes = (self.metadata_rows, self.download_urls, self.ocr_documents, self.peer_samples, *self.memory_rows,
                  *self.stage2_sizes, self.stage2_budget, self.stage2_bare_samples)  # fmt: skip
+        sizes += (self.dedup_scale_hashes, self.dedup_scale_pairs, self.dedup_scale_subset, self.dedup_scale_timeout_s)
+        if self.dedup_planted_per_variant is not None:
+            sizes += (self.dedup_planted_per_variant,)
+        if not self.dedup_scale_radii or not all(0 <= r <= 12 for r in self.dedup_scale_radii):
+            raise ConfigError("dedup_scale_radii must list radii within 0..12, e.g. [4, 2]")
         if len(self.stage2_sizes) != 2:
             raise ConfigError("stage2_sizes must list two build sizes, e.g. [20000, 100000]")
         if min(sizes) < 1:

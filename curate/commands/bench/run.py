@@ -32,7 +32,7 @@ def run_bench(cfg: BenchConfig) -> tuple[list[Figure], Path]:
                      "" if ratio is None else f" (ratio {ratio:.3f} vs {f.baseline_name})")  # fmt: skip
 
     parts = set(cfg.parts)
-    needs_demo = parts & {"P1", "P2", "P3", "peer"}  # P4-P6 make their own inputs
+    needs_demo = parts & {"P1", "P2", "P3", "peer"}  # P4-P7 make their own inputs
     run_cfg = (
         url_run(cfg.filter_config, cfg.filter_overrides, cfg.download_urls, work / "download") if needs_demo else None
     )
@@ -66,7 +66,7 @@ def run_bench(cfg: BenchConfig) -> tuple[list[Figure], Path]:
 
 
 def _standalone_parts(cfg: BenchConfig, parts: set[str], work: Path, record) -> None:  # noqa: ANN001
-    """P4, P5 and P6: each runs its own commands (and Ray sessions) in child processes."""
+    """P4, P5, P6 and P7: each runs its own commands (and Ray sessions) in child processes."""
     if "P4" in parts:
         from curate.commands.bench.ocr_render import bench_ocr
 
@@ -82,6 +82,22 @@ def _standalone_parts(cfg: BenchConfig, parts: set[str], work: Path, record) -> 
 
         sizes = (min(cfg.stage2_sizes), max(cfg.stage2_sizes))
         record(*bench_stage2(work / "stage2", sizes, cfg.stage2_budget, cfg.stage2_bare_samples))
+    if "P7" in parts:
+        from curate.commands.bench.dedup import bench_dedup
+
+        record(
+            *bench_dedup(
+                work / "dedup",
+                Path(cfg.dedup_shared_data),
+                per_variant=cfg.dedup_planted_per_variant,
+                scale_hashes=cfg.dedup_scale_hashes,
+                scale_pairs=cfg.dedup_scale_pairs,
+                scale_subset=cfg.dedup_scale_subset,
+                scale_radii=cfg.dedup_scale_radii,
+                scale_timeout_s=cfg.dedup_scale_timeout_s,
+                peer_python=cfg.peer_python,
+            )
+        )
 
 
 def _clip_figures(cfg: BenchConfig, run_cfg, images, work: Path) -> list[Figure]:  # noqa: ANN001
