@@ -83,7 +83,7 @@ def reference_table(ref, kind: str, cache: Path) -> pa.Table:  # noqa: ANN001
     if path.exists():
         return pq.read_table(path)
     log.info("decontaminate: hashing the %d images of reference set %s", len(listing), ref.name)
-    ids, digests, hashes = [], [], []
+    ids, sources, digests, hashes = [], [], [], []
     for image_id, _ in listing:
         try:
             data = _read(image_id)
@@ -92,9 +92,13 @@ def reference_table(ref, kind: str, cache: Path) -> pa.Table:  # noqa: ANN001
             log.warning("reference set %s: cannot decode %s (%s); left out", ref.name, image_id, err)
             continue
         ids.append(f"{ref.name}:{Path(image_id.split('::')[-1]).name}")
+        sources.append(
+            str(Path(image_id.split("::")[0]).resolve())
+            + ("::" + image_id.split("::", 1)[1] if "::" in image_id else "")
+        )
         digests.append(bytes_digest(data))
         hashes.append(value)
-    table = pa.table({"ref_id": ids, "sha256": digests, kind: pa.array(hashes, pa.int64())})
+    table = pa.table({"ref_id": ids, "source": sources, "sha256": digests, kind: pa.array(hashes, pa.int64())})
     write_parquet_atomic(path, table)
     return table
 

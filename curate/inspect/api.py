@@ -5,14 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from curate.core.atomic import write_bytes_atomic
+from curate.core.images import TarReader
 from curate.inspect import plots
 from curate.inspect.sheet import Drawn, contact_sheet, html_sheet, png_bytes
-from curate.inspect.views import View, collect, sample
+from curate.inspect.views import View, collect, collect_pairs, is_pair_status, sample
 
 
 def views(paths: list[Path], *, task: str | None = None, status: str | None = None, n: int = 16,
           seed: int | None = None) -> list[View]:  # fmt: skip
-    """Up to n samples from the outputs at `paths` (the first n, or a seeded random draw), image bytes loaded."""
+    """Up to n samples from the outputs at `paths` (the first n, or a seeded random draw), image bytes loaded.
+    --status duplicate / contaminated: n // 2 pairs, each duplicate followed by the row kept in its place."""
+    if is_pair_status(status):
+        pairs = [(a, b) for path in paths for a, b in collect_pairs(path, status)]  # type: ignore[arg-type]
+        chosen = sample(iter(range(len(pairs))), max(1, n // 2), seed, load=False)
+        tars = TarReader()
+        return [v.load(tars) for i in chosen for v in pairs[i]]
     return sample((v for path in paths for v in collect(path, task=task, status=status)), n, seed)
 
 

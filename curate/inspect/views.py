@@ -38,6 +38,7 @@ class View:
     status: str | None = None  # ledger rows: "kept" or the reject reason
     details: list[str] = field(default_factory=list)
     image_source: tuple[str, str | None] | None = None  # (file, tar member): bytes read only when drawn
+    dup_of: str | None = None  # ledger rows removed by a dedup stage: the key (or reference image) kept instead
 
     def load(self, tars: TarReader | None = None) -> View:
         """Read the image bytes from `image_source` (ledger rows); missing bytes leave a metadata-only view."""
@@ -49,7 +50,7 @@ class View:
         return self
 
 
-def sample(views: Iterator[View], n: int, seed: int | None) -> list[View]:
+def sample(views: Iterator, n: int, seed: int | None, load: bool = True) -> list:
     """The first n views, or (seed given) n drawn uniformly by reservoir sampling; image bytes loaded."""
     import random
 
@@ -62,6 +63,8 @@ def sample(views: Iterator[View], n: int, seed: int | None) -> list[View]:
             chosen.append(view)
         elif (j := rng.randrange(i + 1)) < n:
             chosen[j] = view
+    if not load:
+        return chosen
     tars = TarReader()
     return [v.load(tars) for v in chosen]
 
@@ -74,6 +77,51 @@ def collect(path: Path, *, task: str | None = None, status: str | None = None) -
         if status and not _status_matches(view.status, status):
             continue
         yield view
+
+
+DEDUP_STATUSES = ("duplicate", "contaminated")
+
+
+def is_pair_status(status: str | None) -> bool:
+    """--status duplicate / contaminated (or one of their reasons): each row is shown beside its partner."""
+    return bool(status) and status.split(":")[0] in DEDUP_STATUSES
+
+
+def collect_pairs(path: Path, status: str) -> Iterator[tuple[View, View]]:
+    """(duplicate row, the row kept in its place) for a filter run's dedup decisions; for contaminated rows the
+    partner is the reference image."""
+    if not (path.is_dir() and (path / "ledger").is_dir()):
+        raise ConfigError(f"--status {status} shows dedup decisions: {path} is not a filter run folder")
+    chosen = [v for v in _ledger_views(sorted((path / "ledger").glob("part-*.parquet")), keep_dup=True)]
+    by_key = {v.key: v for v in chosen}
+    references = _reference_paths(path)
+    for view in chosen:
+        if not _status_matches(view.status, status) or view.dup_of is None:
+            continue
+        partner = by_key.get(view.dup_of)
+        if partner is None and view.dup_of in references:
+            source = references[view.dup_of]
+            where = tuple(source.split("::", 1)) if "::" in source else (source, None)
+            partner = View(view.dup_of, "ledger", "pairs", "", None, "reference", [], where)
+        if partner is None:
+            continue
+        role = (
+            f"the reference image {view.key} matched"
+            if partner.status == "reference"
+            else f"kept in place of {view.key}"
+        )
+        partner = View(partner.key, partner.kind, partner.task, partner.text, None, partner.status,
+                       [role, *partner.details], partner.image_source)  # fmt: skip
+        yield view, partner
+
+
+def _reference_paths(path: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in sorted((path / "dedup" / "reference").glob("*.parquet")):
+        table = pq.read_table(part)
+        if "source" in table.column_names:
+            found.update(zip(table["ref_id"].to_pylist(), table["source"].to_pylist(), strict=True))
+    return found
 
 
 def _status_matches(value: str | None, wanted: str) -> bool:
@@ -114,16 +162,18 @@ def _row_views(row: dict[str, Any]) -> Iterator[View]:
         yield View(s["key"], kind, s["task"], s["prefix"] + s["target"], s["image"], details=details)
 
 
-def _ledger_views(parts: list[Path]) -> Iterator[View]:
+def _ledger_views(parts: list[Path], keep_dup: bool = False) -> Iterator[View]:
     for part in parts:
         for row in pq.read_table(part).to_pylist():
             status = row["reject_reason"] or "kept"
             text = row.get("caption") or row.get("caption_raw") or ""
             details = [status, *_scores(row)]
+            if row.get("dup_of"):
+                details.append(f"dup of {row['dup_of']} at distance {row['dup_distance']:.3g}")
             if row.get("error_message"):
                 details.append(str(row["error_message"])[:120])
             source = (row["image_path"], row.get("image_member")) if row.get("image_path") else None
-            yield View(row["key"], "ledger", "pairs", text, None, status, details, source)
+            yield View(row["key"], "ledger", "pairs", text, None, status, details, source, row.get("dup_of"))
 
 
 def _scores(row: dict[str, Any]) -> list[str]:

@@ -82,3 +82,21 @@ def test_a_rerun_decides_nothing_again_and_changes_nothing(dedup_run):
     assert pq.read_table(decisions_path(cfg.out_dir)).equals(before)
     assert read_ledger(cfg.out_dir).equals(ledger)
     assert again["rejected"] == stats["rejected"]
+
+
+def test_inspect_shows_each_duplicate_beside_the_row_kept_in_its_place(dedup_run, tmp_path):
+    from curate.inspect.api import preview, views
+
+    cfg, _ = dedup_run
+    shown = views([cfg.out_dir], status="duplicate", n=8)
+    assert len(shown) == 8
+    for removed, kept in zip(shown[::2], shown[1::2], strict=True):
+        assert removed.status.startswith("duplicate:") and kept.key == removed.dup_of
+        assert (
+            any("at distance" in d for d in removed.details) and kept.details[0] == f"kept in place of {removed.key}"
+        )
+        assert removed.image and kept.image
+    contaminated = views([cfg.out_dir], status="contaminated", n=20)
+    assert len(contaminated) == 8 and all(v.status == "reference" and v.image for v in contaminated[1::2])
+    count, _ = preview([cfg.out_dir], tmp_path / "pairs.png", status="duplicate", n=6)
+    assert count == 6 and (tmp_path / "pairs.png").stat().st_size > 10_000

@@ -14,7 +14,10 @@ REPORT_HELP = "report plots of a filter run, task build or mixture (PNG + one HT
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="filter run / build / mix output dirs, .tar shards or .parquet files")
     p.add_argument("--task", help="only samples of this task (caption, vqa, grounding, ref_grounding, ocr, ...)")
-    p.add_argument("--status", help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...)")
+    p.add_argument(
+        "--status",
+        help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...); duplicate or contaminated shows each removed row beside the row (or reference image) kept in its place",
+    )
     p.add_argument("--n", type=int, default=16, help="samples to show (default 16)")
     p.add_argument("--seed", type=int, help="draw the samples at random with this seed (default: the first n)")
     p.add_argument("--out", default="preview.png", help="preview.png (contact sheet) or preview.html (default PNG)")
