@@ -46,7 +46,7 @@ def test_filter_names_are_unique_snake_case_keys():
 
 
 def test_unknown_filter_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown filter 'clip_scroe'.*known: caption_text, clip_score, language"):
+    with pytest.raises(ConfigError, match=r"unknown filter 'clip_scroe'.*known: caption_text, clip_score, decontaminate, dedup_exact"):
         filter_from_dict({**MINIMAL, "filters": [{"clip_scroe": {}}]})
 
 

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="only samples of this task (caption, vqa, grounding, ref_grounding, ocr, ...)")
     p.add_argument(
         "--status",
-        help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...); duplicate or contaminated shows each removed row beside the row (or reference image) kept in its place",
+        help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...); duplicate or contaminated "
+        "shows each removed row beside the row (or reference image) kept in its place, with the distance",
     )
     p.add_argument("--n", type=int, default=16, help="samples to show (default 16)")
     p.add_argument("--seed", type=int, help="draw the samples at random with this seed (default: the first n)")
