@@ -46,7 +46,8 @@ def test_filter_names_are_unique_snake_case_keys():
 
 
 def test_unknown_filter_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown filter 'clip_scroe'.*known: caption_text, clip_score, decontaminate, dedup_exact"):
+    known = "known: caption_text, clip_score, decontaminate, dedup_exact"
+    with pytest.raises(ConfigError, match=rf"unknown filter 'clip_scroe'.*{known}"):
         filter_from_dict({**MINIMAL, "filters": [{"clip_scroe": {}}]})
 
 
