@@ -11,7 +11,9 @@ import glob
 import hashlib
 import json
 import logging
+import re
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,50 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".ti
 Listing = list[tuple[str, int]]  # (image id: path, or tar path + "::" + member, size in bytes)
 
 
-def reference_files(ref) -> Listing:  # noqa: ANN001 - curate.filters.dedup.ReferenceSet
+SET_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceSet:
+    """Images a run must not contain (a benchmark's test split). Exactly one of folder, shards, coco_json."""
+
+    name: str  # the reason is contaminated:<name>
+    folder: str | None = None  # every image file below it
+    shards: tuple[str, ...] = ()  # tar shards (paths or globs); every image member
+    coco_json: str | None = None  # a COCO annotation file: its images[].file_name, under `images`
+    images: str | None = None  # the image folder of coco_json
+
+    def __post_init__(self) -> None:
+        if not SET_NAME.fullmatch(self.name):
+            raise ConfigError(f"reference set name {self.name!r}: lowercase letters, digits, _ . - only")
+        given = [k for k in ("folder", "shards", "coco_json") if getattr(self, k)]
+        if len(given) != 1:
+            raise ConfigError(f"reference set {self.name}: give exactly one of folder, shards, coco_json")
+        if self.coco_json and not self.images:
+            raise ConfigError(f"reference set {self.name}: coco_json needs `images` (the folder of its images)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decontamination:
+    """`curate build`'s decontaminate block: refuse records whose image is in a reference set (a benchmark's test
+    split), as the filter pipeline's decontaminate stage does for rows."""
+
+    sets: tuple[ReferenceSet, ...]
+    hash: str = "phash"
+    radius: int = 4
+
+    def __post_init__(self) -> None:
+        from curate.dedup.hashes import PERCEPTUAL
+
+        if not self.sets:
+            raise ConfigError("decontaminate.sets must list at least one reference set")
+        if self.hash not in PERCEPTUAL:
+            raise ConfigError(f"decontaminate.hash {self.hash!r}; valid: {', '.join(PERCEPTUAL)}")
+        if not 0 <= self.radius <= 12:
+            raise ConfigError(f"decontaminate.radius {self.radius}: valid 0..12 bits of 64")
+
+
+def reference_files(ref: ReferenceSet) -> Listing:
     """Every image of the set, sorted; raises ConfigError when the set's files are missing or hold no image."""
     images: Listing = []
     if ref.folder:
@@ -73,7 +118,7 @@ def _read(image_id: str) -> bytes:
     return Path(image_id).read_bytes()
 
 
-def reference_table(ref, kind: str, cache: Path) -> pa.Table:  # noqa: ANN001
+def reference_table(ref: ReferenceSet, kind: str, cache: Path) -> pa.Table:
     """(ref_id, sha256, <kind>) of every image of the set; undecodable images are left out with a warning."""
     from curate.core.images import decode_rgb
 
@@ -130,3 +175,28 @@ def nearest_reference(
         if d is not None and d in by_digest:
             best[row], best_d[row] = by_digest[d], 0
     return best, np.where(best >= 0, best_d, 0)
+
+
+class ReferenceScreen:
+    """Checks one image at a time against reference sets (curate build's decontaminate): picklable, so Ray
+    workers get it with their other arguments."""
+
+    def __init__(self, config: Decontamination, cache: Path) -> None:
+        self.kind, self.radius = config.hash, config.radius
+        self.tables = [(ref.name, reference_table(ref, config.hash, cache)) for ref in config.sets]
+
+    def __call__(self, data: bytes) -> tuple[str, str, int] | None:
+        """(reason, reference image id, distance) of the first set holding the image, or None."""
+        from curate.core.images import decode_rgb
+
+        try:
+            value = perceptual_hash(decode_rgb(data, min_size=DECODE_SIDE), self.kind)
+        except Exception:  # noqa: BLE001 - an undecodable image is refused elsewhere, as image_decode_error
+            return None
+        for name, table in self.tables:
+            best, dist = nearest_reference(
+                np.array([value], np.int64), [bytes_digest(data)], table, self.kind, self.radius
+            )
+            if best[0] >= 0:
+                return f"contaminated:{name}", table.column("ref_id")[int(best[0])].as_py(), int(dist[0])
+        return None

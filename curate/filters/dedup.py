@@ -10,7 +10,6 @@ stage sees only the rows every per-row filter kept, so they come after the per-r
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from curate.dedup.hashes import (
     pixels_digest,
     window_phashes,
 )
+from curate.dedup.reference import ReferenceSet
 from curate.filters.base import Batch, Filter
 
 log = logging.getLogger(__name__)
@@ -169,29 +169,6 @@ class DedupSemantic(GlobalStage):
 
     def score(self, rows: Batch) -> pd.DataFrame:
         return pd.DataFrame(index=rows.index)
-
-
-SET_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReferenceSet:
-    """Images a run must not contain (a benchmark's test split). Exactly one of folder, shards, coco_json."""
-
-    name: str  # the reason is contaminated:<name>
-    folder: str | None = None  # every image file below it
-    shards: tuple[str, ...] = ()  # tar shards (paths or globs); every image member
-    coco_json: str | None = None  # a COCO annotation file: its images[].file_name, under `images`
-    images: str | None = None  # the image folder of coco_json
-
-    def __post_init__(self) -> None:
-        if not SET_NAME.fullmatch(self.name):
-            raise ConfigError(f"reference set name {self.name!r}: lowercase letters, digits, _ . - only")
-        given = [k for k in ("folder", "shards", "coco_json") if getattr(self, k)]
-        if len(given) != 1:
-            raise ConfigError(f"reference set {self.name}: give exactly one of folder, shards, coco_json")
-        if self.coco_json and not self.images:
-            raise ConfigError(f"reference set {self.name}: coco_json needs `images` (the folder of its images)")
 
 
 @dataclass(kw_only=True)

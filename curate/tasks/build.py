@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,17 @@ from curate.tasks.output import SAMPLE_SCHEMA, sample_row
 STAGE = "build"
 
 
-def build_records(source: Source, records: Iterator[dict[str, Any]], tars: TarReader) -> Iterator[Any]:
+def build_records(
+    source: Source, records: Iterator[dict[str, Any]], tars: TarReader, screen: Callable | None = None
+) -> Iterator[Any]:
     """(task, row) for every sample built from `records`, or (task, Skip) for what a builder could not use; a
     `None` task marks the end of each record (with the record's tags). The one build loop: the Ray workers and
-    the bench's bare loop."""
+    the bench's bare loop. `screen` (curate.dedup.reference.ReferenceScreen) refuses images of reference sets."""
     builders = [TASKS[t]() for t in source.tasks]
     for record in records:
         image = _image_bytes(record, source.require_local_images, tars)
+        if screen is not None and isinstance(image, bytes) and (hit := screen(image)) is not None:
+            image = Skip(hit[0])
         for builder in builders:
             for item in builder(record):
                 if isinstance(item, Skip):
@@ -60,8 +64,8 @@ def _image_bytes(record: dict[str, Any], required: bool, tars: TarReader) -> byt
 class BuildWorker:
     """A Ray actor that builds whole chunks: records of one source chunk -> spool parts per task."""
 
-    def __init__(self, sources: tuple[Source, ...], out: str) -> None:
-        self.sources, self.out = sources, Path(out)
+    def __init__(self, sources: tuple[Source, ...], out: str, screen: Callable | None = None) -> None:
+        self.sources, self.out, self.screen = sources, Path(out), screen
         self.tars = TarReader()
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +77,7 @@ class BuildWorker:
         skipped: dict[str, Counter] = defaultdict(Counter)
         tags: dict[str, Counter] = defaultdict(Counter)
         records = 0
-        for task, item in build_records(source, source.read_chunk(spec), self.tars):
+        for task, item in build_records(source, source.read_chunk(spec), self.tars, self.screen):
             if task is None:
                 records += 1
                 tags_of = item or {}

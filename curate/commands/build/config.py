@@ -8,6 +8,7 @@ from typing import Any
 
 from curate.core.config import OutputConfig, RayConfig, build_dataclass, build_named, read_yaml
 from curate.core.errors import ConfigError
+from curate.dedup.reference import Decontamination
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +18,8 @@ class BuildConfig:
     name: str
     sources: tuple[Any, ...]
     records_per_chunk: int = 1000  # source records per unit of resumable work (one Ray task)
+    # Refuse records whose image is in a reference set (a benchmark's test split): skipped as contaminated:<set>.
+    decontaminate: Decontamination | None = None
     output: OutputConfig = field(default_factory=OutputConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 

@@ -20,6 +20,8 @@ from curate.core.config import fingerprint, to_dict, to_yaml
 from curate.core.ray_session import ray_session
 from curate.core.run_folder import RunFolder, open_run, paths_digest
 from curate.core.schema import SCHEMA_VERSION
+from curate.dedup.reference import ReferenceScreen
+from curate.dedup.run import DEDUP_DIR
 from curate.tasks.build import STAGE, BuildWorker, chunk_specs
 from curate.tasks.output import write_task_shards
 
@@ -41,9 +43,10 @@ def run_build(cfg: BuildConfig, overwrite: bool = False) -> dict[str, Any]:
             source.preflight()  # missing fonts and the like fail here, before Ray starts
         specs = chunk_specs(cfg.sources, cfg.records_per_chunk)
         log.info("build %s: %d sources in %d chunks", cfg.name, len(cfg.sources), len(specs))
+        out = cfg.out_dir.resolve()
+        screen = ReferenceScreen(cfg.decontaminate, out / DEDUP_DIR / "reference") if cfg.decontaminate else None
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
-            out = cfg.out_dir.resolve()
-            pool = WorkerPool(BuildWorker, {"sources": cfg.sources, "out": str(out)})
+            pool = WorkerPool(BuildWorker, {"sources": cfg.sources, "out": str(out), "screen": screen})
             work_started = time.time()
             markers = run_chunks(run, STAGE, specs, pool, "build")
             shards = write_task_shards(pool, out, STAGE, markers, cfg.output.samples_per_shard)
