@@ -25,7 +25,8 @@ ENV = {
     "HF_HUB_OFFLINE": "1",
     "NO_ALBUMENTATIONS_UPDATE": "1",
 }
-COMPARED = ["key", "reject_reason", "caption", "width", "height", "aspect_ratio", "lang", "lang_score"]
+COMPARED = ["key", "reject_reason", "caption", "width", "height", "aspect_ratio", "lang", "lang_score", "image_sha256",
+            "phash", "dup_of", "dup_distance"]  # fmt: skip
 
 # A head node that only coordinates (no CPUs: it schedules nothing) and one worker node with 2 CPUs, each its own
 # raylet and object store: every filter task and actor runs on the worker node, and every block travels between
@@ -52,9 +53,16 @@ def _curate(*args: str, env: dict[str, str] | None = None, expect: int = 0) -> s
 
 
 def _filter(demo_input: Path, tiny_clip: Path, out: Path, *extra: str, **kwargs) -> subprocess.CompletedProcess:
-    sets = [*demo_overrides(demo_input, tiny_clip, out), *extra]
+    """The demo with the dedup stages (filter_dedup: filter_demo's filters, then decontaminate, exact, near and
+    semantic dedup over the whole run, issue 17)."""
+    sets = [
+        *demo_overrides(demo_input, tiny_clip, out),
+        f"input.url_list.path={demo_input / 'urls_dedup.parquet'}",
+        f"filters.decontaminate.sets=[{{name: demo_eval, folder: {demo_input / 'reference'}}}]",
+        *extra,
+    ]
     return _curate(
-        "filter", str(REPO / "pipelines" / "filter_demo.yaml"), *[a for s in sets for a in ("--set", s)], **kwargs
+        "filter", str(REPO / "pipelines" / "filter_dedup.yaml"), *[a for s in sets for a in ("--set", s)], **kwargs
     )
 
 
@@ -108,6 +116,8 @@ def test_filter_on_a_two_node_cluster_equals_the_single_node_run(demo_input, tin
     for x, y in zip(a.column("clip_score").to_pylist(), b.column("clip_score").to_pylist(), strict=True):
         assert (x is None and y is None) or abs(x - y) < 1e-5
     assert _digests(single / "shards") == _digests(multi / "shards")  # byte-identical WebDataset shards
+    decisions = [pq.read_table(o / "dedup" / "decisions.parquet") for o in (single, multi)]
+    assert decisions[0].equals(decisions[1]) and decisions[0].num_rows > 0  # the same global dedup decisions
 
     # stage 2 on the cluster (issue 15): build and mix outputs byte-identical to single-node runs
     assert _stage2(demo_input, single, tmp_path / "s2_single") == multi_stage2
