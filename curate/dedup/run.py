@@ -117,10 +117,16 @@ def _duplicates(
     empty = (np.empty(0, np.int64),) * 3
     if stage.name == "dedup_exact":
         column = ledger.column(stage.digest_column()).take(pa.array(rows))
+        valid = column.is_valid().to_numpy(zero_copy_only=False)  # no digest: rejected per row, never grouped
+        rows, rank, column = rows[valid], rank[valid], pc.drop_null(column)
         group = pc.dictionary_encode(column).combine_chunks().indices.to_numpy(zero_copy_only=False)
         rep, dist = greedy_clusters(group.astype(np.int64), empty, rank)
     elif stage.name == "dedup_near":
-        hashes = pc.fill_null(ledger.column(stage.hash).take(pa.array(rows)), 0).to_numpy(zero_copy_only=False)
+        # Rows without a hash (never decoded) were rejected as image:decode_error per row; none may share a group.
+        column = ledger.column(stage.hash).take(pa.array(rows))
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        rows, rank = rows[valid], rank[valid]
+        hashes = pc.drop_null(column).to_numpy(zero_copy_only=False)
         distinct, group = np.unique(hashes, return_inverse=True)
         edges = near_edges(distinct, stage.radius, stage.partitions)
         if stage.crop_windows:

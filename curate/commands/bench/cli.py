@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a bench value, e.g. metadata_rows=10000"
     )
-    p.add_argument("--parts", help="comma-separated subset of P1,P2,P3,P4,P5,P6,peer (default: the config's)")
+    p.add_argument("--parts", help="comma-separated subset of P1,P2,P3,P4,P5,P6,P7,peer (default: the config's)")
     p.add_argument("--out", help="output dir (default out/bench)")
 
 
