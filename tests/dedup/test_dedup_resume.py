@@ -27,11 +27,10 @@ def test_kill_9_during_dedup_then_resume_gives_the_same_decisions(demo_input, ti
     assert _run(_args(demo_input, tiny_clip, reference), reference) == 0
     out = tmp_path / "killed"
     args = _args(demo_input, tiny_clip, out)
-    kills = [
+    kills = [  # (the chunk-level kill points of a filter run are tests/test_resume_after_kill.py's)
         ("embeddings/part-*", 2, "before"),  # an embeddings part half written (its chunk is not done)
-        ("dedup/decisions.parquet", 1, "before"),  # the decisions half written
-        ("dedup/decisions.parquet", 1, "after"),  # decided, nothing applied yet
-        ("ledger/part-*", 2, "before"),  # applying: one ledger part rewritten, the next half written
+        ("dedup/decisions.parquet", 1, "before"),  # the decisions half written: decided again from the ledger
+        ("ledger/part-*", 2, "before"),  # decided again, applying: one ledger part rewritten, the next half written
     ]
     for crash in kills:
         assert _run(args, out, crash=crash) == -9, f"the run finished before the kill point {crash}"
