@@ -200,3 +200,39 @@ class ReferenceScreen:
             if best[0] >= 0:
                 return f"contaminated:{name}", table.column("ref_id")[int(best[0])].as_py(), int(dist[0])
         return None
+
+
+def _embed_sources(clip, sources: list[str]) -> np.ndarray:  # noqa: ANN001 - curate.filters.clip_score.ClipScore
+    """Runs where the CLIP model may load (a Ray task: the driver never imports torch)."""
+    datas = []
+    for source in sources:
+        try:
+            datas.append(_read(source))
+        except OSError:
+            datas.append(None)
+    return clip.embed_images(datas)
+
+
+def reference_embeddings(ref: ReferenceSet, table: pa.Table, clip, cache: Path) -> np.ndarray:  # noqa: ANN001
+    """CLIP image embeddings (float32, unit rows) of a reference table's images, computed once per set and model
+    in a Ray task, cached beside the hashes."""
+    import ray
+
+    model = hashlib.sha256(json.dumps([clip.model, str(clip.pretrained)]).encode()).hexdigest()[:12]
+    listing = hashlib.sha256("\n".join(table.column("sha256").to_pylist()).encode()).hexdigest()[:12]
+    path = cache / f"{ref.name}-{listing}-clip-{model}.npy"
+    if path.exists():
+        return np.load(path)
+    log.info(
+        "decontaminate: embedding the %d images of reference set %s with %s", table.num_rows, ref.name, clip.model
+    )
+    sources = table.column("source").to_pylist()
+    if ray.is_initialized():
+        vectors = ray.get(ray.remote(num_cpus=1)(_embed_sources).remote(clip, sources))
+    else:
+        vectors = _embed_sources(clip, sources)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, vectors.astype(np.float32))
+    tmp.replace(path)
+    return vectors

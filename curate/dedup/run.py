@@ -27,7 +27,7 @@ from curate.core.atomic import write_parquet_atomic
 from curate.dedup.bands import unique_pairs
 from curate.dedup.clusters import greedy_clusters, keep_rank
 from curate.dedup.near import near_edges, window_matches
-from curate.dedup.reference import nearest_reference, reference_table
+from curate.dedup.reference import nearest_reference, reference_embeddings, reference_table
 from curate.dedup.semantic import semantic_edges
 from curate.ledger import embeddings
 from curate.ledger.embeddings import WINDOWS, part_paths
@@ -175,10 +175,42 @@ def _contaminated(out: Path, stage: Any, ledger: pa.Table, rows: np.ndarray) -> 
         best, dist = nearest_reference(hashes, digests, reference, stage.hash, stage.radius)
         hit = np.flatnonzero((best >= 0) & valid & left)
         left[hit] = False
+        ids = np.asarray(reference.column("ref_id").to_pylist(), dtype=object)
         if len(hit):
-            ids = np.asarray(reference.column("ref_id").to_pylist(), dtype=object)
             found.append((rows[hit], f"contaminated:{ref.name}", ids[best[hit]], dist[hit].astype(np.float64)))
+        if stage.eps and left.any():  # then by CLIP embedding: cosine >= 1 - eps
+            vectors = reference_embeddings(ref, reference, stage._clip, out / DEDUP_DIR / "reference")
+            near, similarity, which = _nearest_embeddings(out, ledger, rows[left], vectors)
+            close = np.flatnonzero(left)[near & (similarity >= 1 - stage.eps)]
+            picked = which[near & (similarity >= 1 - stage.eps)]
+            left[close] = False
+            if len(close):
+                distance = 1 - similarity[near & (similarity >= 1 - stage.eps)]
+                found.append((rows[close], f"contaminated:{ref.name}", ids[picked], distance.astype(np.float64)))
     return found
+
+
+def _nearest_embeddings(
+    out: Path, ledger: pa.Table, rows: np.ndarray, vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of `rows`: whether it has an embedding, its best cosine with `vectors`, and which one; one
+    embeddings part at a time."""
+    usable = np.flatnonzero(np.isfinite(vectors).all(axis=1))
+    has = np.zeros(len(rows), bool)
+    similarity = np.full(len(rows), -np.inf)
+    which = np.zeros(len(rows), np.int64)
+    row_ids = ledger.column("row_id").to_numpy()[rows]
+    order = np.argsort(row_ids)
+    if not len(usable):
+        return has, similarity, which
+    for path in embeddings.part_paths(out):
+        got, x = embeddings.read_part(path, row_ids)
+        if not len(got):
+            continue
+        at = order[np.searchsorted(row_ids, got, sorter=order)]
+        cosine = x @ vectors[usable].T
+        has[at], similarity[at], which[at] = True, cosine.max(axis=1), usable[cosine.argmax(axis=1)]
+    return has, similarity, which
 
 
 def apply(out: Path, decisions: pa.Table) -> int:

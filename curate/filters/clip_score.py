@@ -137,6 +137,25 @@ class ClipScore(Filter):
             similarity = (image_features.float() * text_features.float()).sum(dim=-1)
         return similarity.cpu().numpy(), image_features.float().cpu().numpy()
 
+    def embed_images(self, datas: list[bytes | None]) -> np.ndarray:
+        """Unit image embeddings (float32), a NaN row where the bytes do not decode (reference sets, issue 17)."""
+        import torch
+
+        if not hasattr(self, "_model"):
+            self.setup()
+        pixels = [self._pixels(d, ("reference", None)) for d in datas]
+        where = [i for i, p in enumerate(pixels) if p is not None]
+        out = None
+        for start in range(0, len(where), self.batch_size):
+            part = where[start : start + self.batch_size]
+            with torch.inference_mode():
+                batch = torch.stack([pixels[i] for i in part]).to(self._device)
+                features = self._model.encode_image(batch, normalize=True).float().cpu().numpy()
+            if out is None:
+                out = np.full((len(datas), features.shape[1]), np.nan, np.float32)
+            out[part] = features
+        return out if out is not None else np.full((len(datas), 1), np.nan, np.float32)
+
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [
             "image:decode_error" if math.isnan(score) else ("clip_score" if score < self.min_score else None)

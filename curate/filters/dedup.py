@@ -174,16 +174,20 @@ class DedupSemantic(GlobalStage):
 @dataclass(kw_only=True)
 class Decontaminate(GlobalStage):
     """Rows whose image is within `radius` bits (perceptual hash) of an image of a reference set, or identical
-    to one: `contaminated:<set>`, `dup_of` = `<set>:<image>`."""
+    to one, or (with `eps`) whose CLIP image embedding has cosine >= 1 - eps with one's: `contaminated:<set>`,
+    `dup_of` = `<set>:<image>`."""
 
     name: ClassVar[str] = "decontaminate"
     reasons: ClassVar[tuple[str, ...]] = ("contaminated:<set>", "image:decode_error")
     sets: tuple[ReferenceSet, ...] = field(default_factory=tuple)
     hash: str = "phash"
     radius: int = 4
+    eps: float | None = None  # also by CLIP embedding (the clip_score stage's model); None: by hash only
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.eps is not None and not 0 < self.eps < 1:
+            raise ConfigError("decontaminate.eps must be within (0, 1), or null (match by hash only)")
         if not self.sets:
             raise ConfigError("decontaminate.sets must list at least one reference set")
         if self.hash not in PERCEPTUAL:

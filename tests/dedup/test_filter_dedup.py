@@ -100,3 +100,32 @@ def test_inspect_shows_each_duplicate_beside_the_row_kept_in_its_place(dedup_run
     assert len(contaminated) == 8 and all(v.status == "reference" and v.image for v in contaminated[1::2])
     count, _ = preview([cfg.out_dir], tmp_path / "pairs.png", status="duplicate", n=6)
     assert count == 6 and (tmp_path / "pairs.png").stat().st_size > 10_000
+
+
+def test_decontaminate_by_clip_embedding_finds_a_mirrored_reference_image(dedup_run, tiny_clip, tmp_path):
+    """decontaminate.eps: a mirror image (pHash 28-40 bits away) is found by the CLIP embedding instead."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from curate.core.images import TarReader, read_image_bytes
+    from curate.dedup.reference import ReferenceSet
+    from curate.dedup.run import decide
+    from curate.filters.clip_score import ClipScore
+    from curate.filters.dedup import Decontaminate
+
+    cfg, _ = dedup_run
+    kept = read_ledger(cfg.out_dir).to_pandas().query("reject_reason.isna()").iloc[0]
+    data = read_image_bytes(kept.image_path, kept.image_member, TarReader())
+    (tmp_path / "refs").mkdir()
+    buffer = io.BytesIO()
+    ImageOps.mirror(Image.open(io.BytesIO(data)).convert("RGB")).save(buffer, format="JPEG", quality=90)
+    (tmp_path / "refs" / "mirror.jpg").write_bytes(buffer.getvalue())
+    stage = Decontaminate(sets=(ReferenceSet(name="mirrored", folder=str(tmp_path / "refs")),), radius=0, eps=0.05)
+    stage._clip = ClipScore(model="curate-tiny-clip", pretrained=str(tiny_clip), min_score=0.7)
+    decisions = decide(cfg.out_dir, [stage]).to_pandas().set_index("row_id")
+    row = decisions.loc[kept.row_id]
+    assert row.reject_reason == "contaminated:mirrored" and row.dup_of == "mirrored:mirror.jpg"
+    assert 0 <= row.dup_distance <= 0.05
+    hashed = Decontaminate(sets=stage.sets, radius=4)  # by hash alone the mirror image is not found
+    assert kept.row_id not in decide(cfg.out_dir, [hashed]).to_pandas().row_id.tolist()

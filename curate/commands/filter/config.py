@@ -58,11 +58,17 @@ def _check_global_stages(filters: tuple[Filter, ...]) -> None:
             f"filters {', '.join(late)} come after the dedup stage {names[first_global]}: dedup stages decide over "
             f"the whole run once every per-row filter is done, so list them last (README, Deduplication)"
         )
-    if "dedup_semantic" in names:
+    semantic = [f for f in filters if f.name == "dedup_semantic" or (f.name == "decontaminate" and f.eps)]
+    if semantic:
         clip = next((f for f in filters if f.name == "clip_score" and not f.skip), None)
         if clip is None:
-            raise ConfigError("dedup_semantic compares CLIP image embeddings: add a clip_score filter before it")
+            raise ConfigError(
+                f"{semantic[0].name} compares CLIP image embeddings: add a clip_score filter before it"
+                + (" (or set decontaminate.eps: null)" if semantic[0].name == "decontaminate" else "")
+            )
         clip.save_embeddings = True
+        for f in semantic:
+            f._clip = clip  # the model that embeds the reference images (driver side only: not pickled)
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FilterRunConfig:
