@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "validate": ("curate.commands.validate.cli", "HELP", "add_arguments", "main"),
     "inspect": ("curate.commands.inspect.cli", "HELP", "add_arguments", "main"),
     "report": ("curate.commands.inspect.cli", "REPORT_HELP", "add_report_arguments", "report"),
+    "tiles": ("curate.commands.tiles.cli", "HELP", "add_arguments", "main"),
     "bench": ("curate.commands.bench.cli", "HELP", "add_arguments", "main"),
     "demo-data": ("curate.commands.demo.cli", "DATA_HELP", "add_data_arguments", "data"),
     "train-clip": ("curate.commands.demo.cli", "CLIP_HELP", "add_clip_arguments", "clip"),

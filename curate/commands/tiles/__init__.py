@@ -1,0 +1,1 @@
+"""`curate tiles`: the image plan of given sizes (issue 18)."""
