@@ -132,8 +132,9 @@ fmt: $(STAMP)
 ## 10000 -> 12000 when stage 2 moved onto Ray (run folders, shards, chunked workers, the mixture's index, plan,
 ## writers and checks; issue 15) and the library was split from its commands, with the qwen_vl tokenizer (issue 16).
 ## 12000 -> 14000 when deduplication joined (curate/dedup: fingerprints, banded index, semantic search, keep rule,
-## reference sets, the global pass, the planted set; the dedup stages; bench part P7 and its peer; issue 17).
-SIZE_BUDGET := 14000
+## reference sets, the global pass, the planted set; the dedup stages; bench part P7 and its peer; issue 17),
+## and the image plans began (issue 18).
+SIZE_BUDGET := 14500
 size:
 	@total=$$(find curate -name '*.py' -exec cat {} + | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
 	test $$total -le $(SIZE_BUDGET)
