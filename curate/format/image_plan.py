@@ -95,6 +95,29 @@ def image_tokens(plan: str, width: int, height: int, images_in_sample: int = 1) 
     return plan_image(plan, width, height, images_in_sample).tokens
 
 
+def pad_geometry(size: tuple[int, int], target: tuple[int, int]) -> tuple[float, float, int, int]:
+    """(x scale, y scale, x offset, y offset) of PIL's ImageOps.pad(image of `size`, `target`), centred."""
+    (w, h), (tw, th) = size, target
+    if w / h == tw / th:
+        return tw / w, th / h, 0, 0
+    if w / h > tw / th:
+        new_h = round(h / w * tw)
+        return tw / w, new_h / h, 0, round((th - new_h) * 0.5)
+    new_w = round(w / h * th)
+    return new_w / w, th / h, round((tw - new_w) * 0.5), 0
+
+
+def tiles_in_image(plan: ImagePlan) -> list[tuple[float, float, float, float]]:
+    """The tile boxes mapped back onto the original image (clipped to it): what each tile sees."""
+    sx, sy, ox, oy = pad_geometry(plan.size, plan.canvas)
+    w, h = plan.size
+    boxes = []
+    for x0, y0, x1, y1 in plan.tiles:
+        box = ((x0 - ox) / sx, (y0 - oy) / sy, (x1 - ox) / sx, (y1 - oy) / sy)
+        boxes.append((max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])))
+    return boxes
+
+
 def views(image, plan: ImagePlan) -> tuple:  # noqa: ANN001 - PIL images in and out
     """(global thumbnail, [local tiles]) of a PIL image under a deepseek_vl2 plan, as DeepSeek-VL2 cuts them:
     ImageOps.pad to 384 x 384 and to the canvas with the mean colour, then row-major 384 crops of the canvas."""

@@ -28,16 +28,17 @@ def task_names(paths: list[Path]) -> list[str]:
     return sorted({view.task for path in paths for view in collect(path)})
 
 
-def preview(paths: list[Path], out: Path, **selection: object) -> tuple[int, list[Drawn]]:
-    """A contact sheet (.png) or page (.html) of the selected samples: (samples shown, regions drawn)."""
+def preview(paths: list[Path], out: Path, plan: str | None = None, **selection: object) -> tuple[int, list[Drawn]]:
+    """A contact sheet (.png) or page (.html) of the selected samples: (samples shown, regions drawn); with
+    `plan`, each image also shows the image plan's tile grid and token count."""
     chosen = views(paths, **selection)  # type: ignore[arg-type]
     if not chosen:
         return 0, []
     if out.suffix == ".html":
-        page, drawn = html_sheet(chosen, f"curate inspect: {', '.join(p.name for p in paths)}")
+        page, drawn = html_sheet(chosen, f"curate inspect: {', '.join(p.name for p in paths)}", plan)
         write_bytes_atomic(out, page.encode())
     else:
-        sheet, drawn = contact_sheet(chosen)
+        sheet, drawn = contact_sheet(chosen, plan=plan)
         write_bytes_atomic(out, png_bytes(sheet))
     return len(chosen), drawn
 

@@ -21,6 +21,7 @@ TILE = (320, 240)  # image area of a tile, pixels
 TEXT_LINES = 9
 LINE = 15
 PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
+PLAN_COLOUR = (255, 225, 25)  # the image plan's tile grid (curate inspect --plan)
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default(size)
 
 
-def render_image(view: View) -> tuple[Image.Image, list[Drawn]]:
-    """The view's image fitted in a tile with its regions drawn (a grey panel when no bytes were kept)."""
+def render_image(view: View, plan: str | None = None) -> tuple[Image.Image, list[Drawn]]:
+    """The view's image fitted in a tile with its regions drawn (a grey panel when no bytes were kept); with
+    `plan` (deepseek_vl2), the tile grid the plan cuts it into and its token count."""
     canvas = Image.new("RGB", TILE, (235, 235, 235))
     draw = ImageDraw.Draw(canvas)
     if view.image is None:
@@ -75,7 +77,21 @@ def render_image(view: View) -> tuple[Image.Image, list[Drawn]]:
         if region.label:
             _label(draw, on_tile[0], region.label, colour)
         drawn.append(Drawn(view.key, region.kind, region.label, points))
+    if plan:
+        _draw_plan(draw, plan, size, (ox, oy, scale))
     return canvas, drawn
+
+
+def _draw_plan(draw: ImageDraw.ImageDraw, plan: str, size: tuple[int, int], at: tuple[float, float, float]) -> None:
+    from curate.format.image_plan import plan_image, tiles_in_image
+
+    ox, oy, scale = at
+    planned = plan_image(plan, *size)
+    for x0, y0, x1, y1 in tiles_in_image(planned):
+        draw.rectangle([ox + x0 * scale, oy + y0 * scale, ox + x1 * scale, oy + y1 * scale], outline=PLAN_COLOUR)
+    columns, rows = planned.grid
+    grid = f"{columns}x{rows} · " if columns else ""
+    _label(draw, (ox, oy), f"{grid}{planned.tokens} tok", PLAN_COLOUR)
 
 
 def _label(draw: ImageDraw.ImageDraw, at: tuple[float, float], text: str, colour: tuple[int, int, int]) -> None:
@@ -108,8 +124,8 @@ def text_lines(view: View) -> list[str]:
     return lines[:TEXT_LINES]
 
 
-def render_tile(view: View) -> tuple[Image.Image, list[Drawn]]:
-    image, drawn = render_image(view)
+def render_tile(view: View, plan: str | None = None) -> tuple[Image.Image, list[Drawn]]:
+    image, drawn = render_image(view, plan)
     tile = Image.new("RGB", (TILE[0], TILE[1] + TEXT_LINES * LINE + 8), "white")
     tile.paste(image, (0, 0))
     draw = ImageDraw.Draw(tile)
@@ -119,11 +135,11 @@ def render_tile(view: View) -> tuple[Image.Image, list[Drawn]]:
     return tile, drawn
 
 
-def contact_sheet(views: list[View], columns: int = 4) -> tuple[Image.Image, list[Drawn]]:
-    """All views as one grid image, and every region drawn."""
+def contact_sheet(views: list[View], columns: int = 4, plan: str | None = None) -> tuple[Image.Image, list[Drawn]]:
+    """All views as one grid image, and every region drawn (and the image plan's tile grid, with `plan`)."""
     if not views:
         raise ValueError("no samples to draw")
-    tiles = [render_tile(v) for v in views]
+    tiles = [render_tile(v, plan) for v in views]
     width, height = tiles[0][0].size
     cols = min(columns, len(tiles))
     rows = -(-len(tiles) // cols)
@@ -143,11 +159,11 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def html_sheet(views: list[View], title: str) -> tuple[str, list[Drawn]]:
+def html_sheet(views: list[View], title: str, plan: str | None = None) -> tuple[str, list[Drawn]]:
     """A self-contained HTML page: one figure per view, image inline, text as text."""
     figures, everything = [], []
     for view in views:
-        image, drawn = render_image(view)
+        image, drawn = render_image(view, plan)
         everything += drawn
         lines = "<br>".join(html.escape(line) for line in [view.text, *view.details])
         figures.append(

@@ -98,3 +98,19 @@ def test_curate_tiles_prints_one_json_line_per_size(capsys):
     assert main(["tiles", "--plan", "qwen_vl", "640x480"]) == 0
     assert json.loads(capsys.readouterr().out)["tokens"] == 256
     assert main(["tiles", "640by480"]) == 2
+
+
+def test_tiles_map_back_onto_the_image_and_inspect_draws_them(tmp_path):
+    from curate.format.image_plan import tiles_in_image
+    from curate.inspect.sheet import PLAN_COLOUR, render_image
+    from curate.inspect.views import View
+
+    plan = plan_image("deepseek_vl2", 640, 480)  # canvas 768 x 768: scale 1.2, 96 px of padding above and below
+    assert tiles_in_image(plan) == [(0, 0, 320, 240), (320, 0, 640, 240), (0, 240, 320, 480), (320, 240, 640, 480)]
+    image = Image.new("RGB", (640, 480), (0, 0, 0))
+    buffer = tmp_path / "black.png"
+    image.save(buffer)
+    plain, _ = render_image(View("k", "task", "caption", "", buffer.read_bytes()))
+    drawn, _ = render_image(View("k", "task", "caption", "", buffer.read_bytes()), plan="deepseek_vl2")
+    column = np.asarray(drawn)[:, np.asarray(drawn).shape[1] // 2]  # the vertical grid line at the image's middle
+    assert (column == PLAN_COLOUR).all(axis=1).sum() > 100 and not (np.asarray(plain) == PLAN_COLOUR).all(axis=2).any()

@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...); duplicate or contaminated "
         "shows each removed row beside the row (or reference image) kept in its place, with the distance",
     )
+    p.add_argument("--plan", choices=("qwen_vl", "deepseek_vl2"), help="draw the image plan's tile grid and tokens")
     p.add_argument("--n", type=int, default=16, help="samples to show (default 16)")
     p.add_argument("--seed", type=int, help="draw the samples at random with this seed (default: the first n)")
     p.add_argument("--out", default="preview.png", help="preview.png (contact sheet) or preview.html (default PNG)")
@@ -30,8 +31,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".png", ".html"):
         raise ConfigError(f"--out {out} must end in .png (contact sheet) or .html (self-contained page)")
-    shown, drawn = preview([Path(p) for p in args.paths], out, task=args.task, status=args.status, n=args.n,
-                           seed=args.seed)  # fmt: skip
+    shown, drawn = preview([Path(p) for p in args.paths], out, plan=args.plan, task=args.task, status=args.status,
+                           n=args.n, seed=args.seed)  # fmt: skip
     print(f"{shown} samples ({len(drawn)} boxes/quads drawn) -> {out}")
     return 0 if shown else 1
 
