@@ -100,30 +100,57 @@ def brute_force_pairs(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.n
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
 
 
+class BandIndex:
+    """Hashes indexed by band: each band sorted once, so any number of query batches are looked up with binary
+    searches (crop windows against the run's hashes, rows against a reference set)."""
+
+    def __init__(self, hashes: np.ndarray, radius: int) -> None:
+        self.hashes, self.radius = np.ascontiguousarray(hashes, dtype=np.int64), radius
+        self.bands = []
+        for span in band_spans(radius):
+            values = band_values(self.hashes, span)
+            order = np.argsort(values, kind="stable")
+            self.bands.append((span, order, values[order]))
+
+    def matches(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query position, index position, distance) of every query within the radius of an indexed hash; a
+        pair equal on several bands comes once per band (unique_pairs folds them)."""
+        found_q, found_x, found_d = [], [], []
+        q_bits, x_bits = as_unsigned(queries), as_unsigned(self.hashes)
+        for span, order, x_sorted in self.bands:
+            q_bands = band_values(queries, span)
+            lo = np.searchsorted(x_sorted, q_bands, "left")
+            counts = np.searchsorted(x_sorted, q_bands, "right") - lo
+            hit = np.flatnonzero(counts)
+            if not len(hit):
+                continue
+            q = np.repeat(hit, counts[hit])
+            starts = np.repeat(np.cumsum(counts[hit]) - counts[hit], counts[hit])
+            x = order[np.repeat(lo[hit], counts[hit]) + np.arange(len(q)) - starts]
+            distance = np.bitwise_count(q_bits[q] ^ x_bits[x]).astype(np.int64)
+            close = distance <= self.radius
+            found_q.append(q[close])
+            found_x.append(x[close])
+            found_d.append(distance[close])
+        if not found_q:
+            empty = np.empty(0, np.int64)
+            return empty, empty, empty
+        return np.concatenate(found_q), np.concatenate(found_x), np.concatenate(found_d)
+
+    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: the closest indexed hash within the radius (-1 if none; the lowest position on a tie) and
+        its distance (0 where none)."""
+        best = np.full(len(queries), -1, np.int64)
+        best_d = np.zeros(len(queries), np.int64)
+        q, x, d = self.matches(queries)
+        if len(q):
+            order = np.lexsort((x, d, q))  # by query, then distance, then index position
+            q, x, d = q[order], x[order], d[order]
+            first = np.r_[True, q[1:] != q[:-1]]
+            best[q[first]], best_d[q[first]] = x[first], d[first]
+        return best, best_d
+
+
 def matches_in_index(queries: np.ndarray, index: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query position, index position, distance) of every query hash within `radius` of an index hash, found
-    through the index's bands (each band sorted once, queries looked up with a binary search)."""
-    found_q, found_x, found_d = [], [], []
-    q_bits, x_bits = as_unsigned(queries), as_unsigned(index)
-    for span in band_spans(radius):
-        x_bands = band_values(index, span)
-        order = np.argsort(x_bands, kind="stable")
-        x_sorted = x_bands[order]
-        q_bands = band_values(queries, span)
-        lo = np.searchsorted(x_sorted, q_bands, "left")
-        counts = np.searchsorted(x_sorted, q_bands, "right") - lo
-        hit = np.flatnonzero(counts)
-        if not len(hit):
-            continue
-        q = np.repeat(hit, counts[hit])
-        starts = np.repeat(np.cumsum(counts[hit]) - counts[hit], counts[hit])
-        x = order[np.repeat(lo[hit], counts[hit]) + np.arange(len(q)) - starts]
-        distance = np.bitwise_count(q_bits[q] ^ x_bits[x]).astype(np.int64)
-        close = distance <= radius
-        found_q.append(q[close])
-        found_x.append(x[close])
-        found_d.append(distance[close])
-    if not found_q:
-        empty = np.empty(0, np.int64)
-        return empty, empty, empty
-    return np.concatenate(found_q), np.concatenate(found_x), np.concatenate(found_d)
+    """(query position, index position, distance) of every query hash within `radius` of an index hash."""
+    return BandIndex(index, radius).matches(queries)

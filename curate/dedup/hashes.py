@@ -90,7 +90,7 @@ def hamming(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
 
 WINDOW_STEP = 0.025  # crop windows: cuts on a 2.5% grid ...
 WINDOW_CUT = 0.10  # ... removing up to 10% of each axis, split between its two sides in every way
-WINDOW_THUMBNAIL = 128  # every window is resampled from one grey thumbnail of this side (no re-decode)
+WINDOW_THUMBNAIL = 128  # every window is resampled from one grey thumbnail of this side (<= DECODE_SIDE)
 
 
 def crop_windows(step: float = WINDOW_STEP, cut: float = WINDOW_CUT) -> list[tuple[float, float, float, float]]:

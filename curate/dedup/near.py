@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from curate.dedup.bands import band_spans, matches_in_index, pairs_in_band, unique_pairs
+from curate.dedup.tasks import run_tasks, shared
 from curate.ledger.embeddings import WINDOWS, read_part
 
 log = logging.getLogger(__name__)
@@ -26,28 +27,14 @@ def partition_count(hashes: int, requested: int = 0) -> int:
 def near_edges(
     hashes: np.ndarray, radius: int, partitions: int = 0, in_flight: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, distance) for every pair i < j of `hashes` (distinct values) within `radius`. Runs on Ray when a
-    session is up, else in this process (the same tasks, one after another)."""
-    import ray
-
+    """(i, j, distance) for every pair i < j of `hashes` (distinct values) within `radius`: one task per band and
+    partition (curate.dedup.tasks)."""
     started = time.perf_counter()
     spans = band_spans(radius)
     count = partition_count(len(hashes), partitions)
-    jobs = [(span, p) for span in spans for p in range(count)]
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    if ray.is_initialized() and len(hashes):
-        task = ray.remote(num_cpus=1)(pairs_in_band)
-        ref = ray.put(np.ascontiguousarray(hashes, dtype=np.int64))
-        limit = in_flight or max(1, int(ray.available_resources().get("CPU", 1)))
-        pending: list = []
-        for span, p in jobs:
-            if len(pending) >= limit:
-                ready, pending = ray.wait(pending, num_returns=1)
-                found += ray.get(ready)
-            pending.append(task.remote(ref, radius, span, count, p))
-        found += ray.get(pending)
-    else:
-        found = [pairs_in_band(hashes, radius, span, count, p) for span, p in jobs]
+    ref = shared(np.ascontiguousarray(hashes, dtype=np.int64)) if len(hashes) else None
+    calls = [(ref, radius, span, count, p) for span in spans for p in range(count)] if len(hashes) else []
+    found = run_tasks(pairs_in_band, calls, in_flight)
     if not found:
         empty = np.empty(0, np.int64)
         return empty, empty, empty
@@ -80,17 +67,10 @@ def window_matches(
     paths: list[Path], row_ids: np.ndarray, hashes: np.ndarray, radius: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop matches: (row_id, distinct hash index, distance) wherever one of a row's crop windows lies within
-    `radius` of a full-image hash. One Ray task per windows part when a session is up."""
-    import ray
-
+    `radius` of a full-image hash. One task per windows part (curate.dedup.tasks)."""
     started = time.perf_counter()
-    calls = [(str(p), row_ids, hashes, radius) for p in paths]
-    if ray.is_initialized() and calls:
-        task = ray.remote(num_cpus=1)(_part_window_matches)
-        ids_ref, hashes_ref = ray.put(row_ids), ray.put(np.ascontiguousarray(hashes, np.int64))
-        found = ray.get([task.remote(p, ids_ref, hashes_ref, radius) for p, *_ in calls])
-    else:
-        found = [_part_window_matches(*c) for c in calls]
+    ids_ref, hashes_ref = shared(row_ids), shared(np.ascontiguousarray(hashes, np.int64))
+    found = run_tasks(_part_window_matches, [(str(p), ids_ref, hashes_ref, radius) for p in paths])
     if not found:
         empty = np.empty(0, np.int64)
         return empty, empty, empty

@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 
 from curate.core.atomic import write_parquet_atomic
 from curate.core.errors import ConfigError
-from curate.dedup.bands import band_spans, band_values
-from curate.dedup.hashes import DECODE_SIDE, bytes_digest, hamming, perceptual_hash
+from curate.core.images import TarReader, decode_rgb, read_image_bytes
+from curate.dedup.bands import BandIndex
+from curate.dedup.hashes import DECODE_SIDE, bytes_digest, perceptual_hash
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -110,18 +111,13 @@ def reference_files(ref: ReferenceSet) -> Listing:
     return images
 
 
-def _read(image_id: str) -> bytes:
-    if "::" in image_id:
-        path, member = image_id.split("::", 1)
-        with tarfile.open(path) as tar:
-            return tar.extractfile(member).read()
-    return Path(image_id).read_bytes()
+def _read(image_id: str, tars: TarReader) -> bytes:
+    path, _, member = image_id.partition("::")
+    return read_image_bytes(path, member or None, tars)
 
 
 def reference_table(ref: ReferenceSet, kind: str, cache: Path) -> pa.Table:
     """(ref_id, sha256, <kind>) of every image of the set; undecodable images are left out with a warning."""
-    from curate.core.images import decode_rgb
-
     listing = reference_files(ref)
     digest = hashlib.sha256(json.dumps([kind, listing]).encode()).hexdigest()[:16]
     path = cache / f"{ref.name}-{digest}.parquet"
@@ -129,9 +125,10 @@ def reference_table(ref: ReferenceSet, kind: str, cache: Path) -> pa.Table:
         return pq.read_table(path)
     log.info("decontaminate: hashing the %d images of reference set %s", len(listing), ref.name)
     ids, sources, digests, hashes = [], [], [], []
+    tars = TarReader()
     for image_id, _ in listing:
         try:
-            data = _read(image_id)
+            data = _read(image_id, tars)
             value = perceptual_hash(decode_rgb(data, min_size=DECODE_SIDE), kind)
         except Exception as err:  # noqa: BLE001 - a broken reference image cannot contaminate anything
             log.warning("reference set %s: cannot decode %s (%s); left out", ref.name, image_id, err)
@@ -149,32 +146,29 @@ def reference_table(ref: ReferenceSet, kind: str, cache: Path) -> pa.Table:
 
 
 def nearest_reference(
-    hashes: np.ndarray, digests: list[str | None], reference: pa.Table, kind: str, radius: int
+    hashes: np.ndarray,
+    digests: list[str | None],
+    reference: pa.Table,
+    kind: str,
+    radius: int,
+    *,
+    index: tuple[BandIndex, dict[str, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row: the index of the closest reference image within `radius` (or with identical bytes), -1 if
-    none; and the Hamming distance to it. Candidates come from the reference's band index (no all-pairs)."""
-    count = len(hashes)
-    best = np.full(count, -1, np.int64)
-    best_d = np.full(count, np.iinfo(np.int64).max)
-    ref_hashes = reference.column(kind).to_numpy()
-    for span in band_spans(radius):
-        ref_bands = band_values(ref_hashes, span)
-        order = np.argsort(ref_bands, kind="stable")
-        sorted_bands = ref_bands[order]
-        query = band_values(hashes, span)
-        lo = np.searchsorted(sorted_bands, query, "left")
-        hi = np.searchsorted(sorted_bands, query, "right")
-        for row in np.flatnonzero(hi > lo):
-            candidates = order[lo[row] : hi[row]]
-            distance = hamming(ref_hashes[candidates], hashes[row])
-            pick = int(np.argmin(distance))
-            if distance[pick] <= radius and (distance[pick], candidates[pick]) < (best_d[row], best[row]):
-                best[row], best_d[row] = candidates[pick], distance[pick]
-    by_digest = {d: i for i, d in enumerate(reference.column("sha256").to_pylist())}
+    none; and the Hamming distance to it. Candidates come from the reference's band index (no all-pairs);
+    `index` (reference_index) is that index built once, for looking up many batches against one set."""
+    bands, by_digest = index or reference_index(reference, kind, radius)
+    best, best_d = bands.nearest(np.asarray(hashes, np.int64))
     for row, d in enumerate(digests):
         if d is not None and d in by_digest:
             best[row], best_d[row] = by_digest[d], 0
-    return best, np.where(best >= 0, best_d, 0)
+    return best, best_d
+
+
+def reference_index(reference: pa.Table, kind: str, radius: int) -> tuple[BandIndex, dict[str, int]]:
+    """The band index of a reference table's hashes, and its byte digests -> row."""
+    digests = {d: i for i, d in enumerate(reference.column("sha256").to_pylist())}
+    return BandIndex(reference.column(kind).to_numpy(), radius), digests
 
 
 class ReferenceScreen:
@@ -184,19 +178,17 @@ class ReferenceScreen:
     def __init__(self, config: Decontamination, cache: Path) -> None:
         self.kind, self.radius = config.hash, config.radius
         self.tables = [(ref.name, reference_table(ref, config.hash, cache)) for ref in config.sets]
+        self.indexes = [reference_index(table, config.hash, config.radius) for _, table in self.tables]
 
     def __call__(self, data: bytes) -> tuple[str, str, int] | None:
         """(reason, reference image id, distance) of the first set holding the image, or None."""
-        from curate.core.images import decode_rgb
-
         try:
             value = perceptual_hash(decode_rgb(data, min_size=DECODE_SIDE), self.kind)
         except Exception:  # noqa: BLE001 - an undecodable image is refused elsewhere, as image_decode_error
             return None
-        for name, table in self.tables:
-            best, dist = nearest_reference(
-                np.array([value], np.int64), [bytes_digest(data)], table, self.kind, self.radius
-            )
+        for (name, table), index in zip(self.tables, self.indexes, strict=True):
+            query = np.array([value], np.int64)
+            best, dist = nearest_reference(query, [bytes_digest(data)], table, self.kind, self.radius, index=index)
             if best[0] >= 0:
                 return f"contaminated:{name}", table.column("ref_id")[int(best[0])].as_py(), int(dist[0])
         return None
@@ -204,10 +196,10 @@ class ReferenceScreen:
 
 def _embed_sources(clip, sources: list[str]) -> np.ndarray:  # noqa: ANN001 - curate.filters.clip_score.ClipScore
     """Runs where the CLIP model may load (a Ray task: the driver never imports torch)."""
-    datas = []
+    datas, tars = [], TarReader()
     for source in sources:
         try:
-            datas.append(_read(source))
+            datas.append(_read(source, tars))
         except OSError:
             datas.append(None)
     return clip.embed_images(datas)

@@ -56,21 +56,22 @@ def decisions_path(out: Path) -> Path:
     return out / DEDUP_DIR / "decisions.parquet"
 
 
-def run_global(out: Path, stages: list[Any]) -> dict[str, int]:
-    """Decide (unless decided before) and apply; returns rows rejected per reason."""
+def run_global(out: Path, stages: list[Any], clip: Any = None) -> dict[str, int]:
+    """Decide (unless decided before) and apply; returns rows rejected per reason. `clip`: the run's clip_score
+    filter, whose model embeds reference images for decontaminate.eps."""
     path = decisions_path(out)
     if path.exists():
         decisions = pq.read_table(path)
         log.info("dedup: %d decisions already made; applying them", decisions.num_rows)
     else:
-        decisions = decide(out, stages)
+        decisions = decide(out, stages, clip)
         write_parquet_atomic(path, decisions)
     apply(out, decisions)
     reasons = decisions.column("reject_reason").to_pylist()
     return {r: reasons.count(r) for r in sorted(set(reasons))}
 
 
-def decide(out: Path, stages: list[Any]) -> pa.Table:
+def decide(out: Path, stages: list[Any], clip: Any = None) -> pa.Table:
     ledger = read_ledger(out, READ_COLUMNS)
     alive = pc.is_null(ledger.column("reject_reason")).to_numpy(zero_copy_only=False)
     keys = np.asarray(ledger.column("key").to_pylist(), dtype=object)
@@ -83,7 +84,7 @@ def decide(out: Path, stages: list[Any]) -> pa.Table:
         started = time.perf_counter()
         rows = np.flatnonzero(alive)
         if stage.name == "decontaminate":
-            found = _contaminated(out, stage, ledger, rows)
+            found = _contaminated(out, stage, ledger, rows, clip)
         else:
             found = _duplicates(out, stage, ledger, rows, rank=rank[rows], keys=keys)
         for where, why, of, dist in found:
@@ -164,7 +165,7 @@ def _with_crops(out: Path, stage: Any, row_ids: np.ndarray, group: np.ndarray, *
     return unique_pairs(g1, g2, np.concatenate([edges[2], d[apart]]))
 
 
-def _contaminated(out: Path, stage: Any, ledger: pa.Table, rows: np.ndarray) -> Found:
+def _contaminated(out: Path, stage: Any, ledger: pa.Table, rows: np.ndarray, clip: Any) -> Found:
     hashes = pc.fill_null(ledger.column(stage.hash).take(pa.array(rows)), 0).to_numpy(zero_copy_only=False)
     valid = ledger.column(stage.hash).take(pa.array(rows)).is_valid().to_numpy(zero_copy_only=False)
     digests = ledger.column("image_sha256").take(pa.array(rows)).to_pylist()
@@ -179,7 +180,7 @@ def _contaminated(out: Path, stage: Any, ledger: pa.Table, rows: np.ndarray) -> 
         if len(hit):
             found.append((rows[hit], f"contaminated:{ref.name}", ids[best[hit]], dist[hit].astype(np.float64)))
         if stage.eps and left.any():  # then by CLIP embedding: cosine >= 1 - eps
-            vectors = reference_embeddings(ref, reference, stage._clip, out / DEDUP_DIR / "reference")
+            vectors = reference_embeddings(ref, reference, clip, out / DEDUP_DIR / "reference")
             near, similarity, which = _nearest_embeddings(out, ledger, rows[left], vectors)
             close = np.flatnonzero(left)[near & (similarity >= 1 - stage.eps)]
             picked = which[near & (similarity >= 1 - stage.eps)]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curate.dedup.tasks import run_tasks, shared
 from curate.ledger.embeddings import read_part
 
 log = logging.getLogger(__name__)
@@ -85,16 +86,6 @@ def _group_pairs(
     return np.minimum(a, b), np.maximum(a, b), np.concatenate(found_d)
 
 
-def _run(fn, calls: list[tuple]) -> list:  # noqa: ANN001
-    """fn(*args) for each call: as Ray tasks when a session is up, else in this process."""
-    import ray
-
-    if not ray.is_initialized():
-        return [fn(*args) for args in calls]
-    task = ray.remote(num_cpus=1)(fn)
-    return ray.get([task.remote(*args) for args in calls])
-
-
 def semantic_edges(
     paths: list[Path], row_ids: np.ndarray, *, eps: float, clusters: int, iterations: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,18 +96,18 @@ def semantic_edges(
     started = time.perf_counter()
     empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     parts = [str(p) for p in paths]
-    ids_ref = ray.put(row_ids) if ray.is_initialized() else row_ids
-    listed = _run(_part_ids, [(p, ids_ref) for p in parts])
+    ids_ref = shared(row_ids)
+    listed = run_tasks(_part_ids, [(p, ids_ref) for p in parts])
     embedded = np.sort(np.concatenate(listed)) if listed else np.empty(0, np.int64)
     if len(embedded) < 2:
         return empty
     k = min(len(embedded), clusters or max(1, math.ceil(len(embedded) / ROWS_PER_CLUSTER)))
     seeds = np.sort(np.random.default_rng(seed).choice(embedded, size=k, replace=False))
-    centroids = np.concatenate([x for _, x in _run(_rows, [(p, seeds) for p in parts]) if len(x)])
+    centroids = np.concatenate([x for _, x in run_tasks(_rows, [(p, seeds) for p in parts]) if len(x)])
     done = 0
     for _ in range(iterations):
         done += 1
-        results = _run(_part_sums, [(p, ids_ref, centroids) for p in parts])
+        results = run_tasks(_part_sums, [(p, ids_ref, centroids) for p in parts])
         sums = sum(s for s, _ in results)
         counts = sum(c for _, c in results)
         moved = _normalize(np.where(counts[:, None] > 0, sums, centroids)).astype(np.float32)
@@ -124,18 +115,18 @@ def semantic_edges(
         centroids = moved
         if shift < 1e-4:
             break
-    assigned = _run(_part_assign, [(p, ids_ref, centroids) for p in parts])
+    assigned = run_tasks(_part_assign, [(p, ids_ref, centroids) for p in parts])
     ids = np.concatenate([a for a, _ in assigned])
     cluster_of = np.concatenate([c for _, c in assigned])
     order = np.argsort(ids)
     ids, cluster_of = ids[order], cluster_of[order]
-    groups = min(k, 4 * max(1, int(ray.available_resources().get("CPU", 1)) if ray.is_initialized() else 1))
+    groups = min(k, 4 * max(1, int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1))
     calls = []
     for g in range(groups):
         mine = cluster_of % groups == g
         if mine.sum() > 1:
             calls.append((parts, ids[mine], cluster_of[mine], eps))
-    found = _run(_group_pairs, calls)
+    found = run_tasks(_group_pairs, calls)
     if not found:
         return empty
     a, b, d = (np.concatenate(x) for x in zip(*found, strict=True))

@@ -20,7 +20,6 @@ from curate.core.errors import ConfigError
 from curate.dedup.hashes import (
     DECODE_SIDE,
     PERCEPTUAL,
-    WINDOW_THUMBNAIL,
     bytes_digest,
     perceptual_hash,
     pixels_digest,
@@ -96,10 +95,26 @@ class DedupExact(GlobalStage):
         return "pixel_sha256" if self.pixels else "image_sha256"
 
 
-def _perceptual(stage: GlobalStage, rows: Batch, kind: str) -> pd.DataFrame:
-    images = [stage._decoded(d, DECODE_SIDE) for d in stage._rows_images(rows)]
-    values = [None if im is None else perceptual_hash(im, kind) for im in images]
-    return pd.DataFrame({kind: pd.array(values, dtype="Int64")}, index=rows.index)
+def _perceptual(stage: GlobalStage, rows: Batch, kind: str, windows: bool = False) -> pd.DataFrame:
+    """The `kind` hash of each row (and its crop-window pHashes). A hash an earlier stage already computed is
+    kept, not decoded again (decontaminate and dedup_near both need the pHash; every stage decodes the same way,
+    at DECODE_SIDE, so the value is the same)."""
+    # Only an integer column is reused: through a float64 column (Arrow to pandas with nulls) 64 bits do not survive.
+    known = rows[kind].tolist() if kind in rows.columns and rows[kind].dtype != float else [None] * len(rows)
+    values: list = [v if isinstance(v, (int, np.integer)) else None for v in known]
+    blobs: list = [None] * len(rows)
+    where = [i for i, v in enumerate(values) if windows or v is None]
+    for i in where:
+        image = stage._decoded(
+            stage._image_bytes(rows["image_path"].iloc[i], rows["image_member"].iloc[i]), DECODE_SIDE
+        )
+        if image is not None:
+            values[i] = perceptual_hash(image, kind)
+            blobs[i] = window_phashes(image).tobytes() if windows else None
+    columns = {kind: pd.array(values, dtype="Int64")}
+    if windows:
+        columns["phash_windows"] = blobs
+    return pd.DataFrame(columns, index=rows.index)
 
 
 def _check_radius(name: str, radius: int) -> None:
@@ -137,12 +152,7 @@ class DedupNear(GlobalStage):
         _check_radius(self.name, self.crop_radius)
 
     def score(self, rows: Batch) -> pd.DataFrame:
-        if not self.crop_windows:
-            return _perceptual(self, rows, self.hash)
-        images = [self._decoded(d, 2 * WINDOW_THUMBNAIL) for d in self._rows_images(rows)]
-        hashes = [None if im is None else perceptual_hash(im, self.hash) for im in images]
-        windows = [None if im is None else window_phashes(im).tobytes() for im in images]
-        return pd.DataFrame({self.hash: pd.array(hashes, dtype="Int64"), "phash_windows": windows}, index=rows.index)
+        return _perceptual(self, rows, self.hash, windows=self.crop_windows)
 
     def verdict(self, rows: Batch) -> pd.Series:
         return _decode_failures(rows[self.hash])

@@ -19,28 +19,31 @@ SCORE_COLUMNS = ("width", "height", "aspect_ratio", "caption_words", "lang_score
 INGEST_STAGES = ("download", "image")
 
 
-# Reasons whose prefix is not the stage's name: the dedup stages' (issue 17 names the reasons).
-REASON_STAGES = {
-    "duplicate:exact": "dedup_exact",
-    "duplicate:near": "dedup_near",
-    "duplicate:semantic": "dedup_semantic",
-    "contaminated": "decontaminate",
-}
-
-
-def stage_of(reason: str) -> str:
+def stage_of(reason: str, reason_stages: dict[str, str] | None = None) -> str:
+    """The stage that wrote `reason`: its name in `reason_stages` (the reason, or its part before ':'), else
+    that part (filters name their reasons after themselves; ingest reasons after download/image)."""
     prefix = reason.split(":", 1)[0]
-    return REASON_STAGES.get(reason) or REASON_STAGES.get(prefix) or prefix
+    stages = reason_stages or {}
+    return stages.get(reason) or stages.get(prefix) or prefix
 
 
-def compute(ledger: pa.Table, name: str, stages: list[str], skipped: dict[str, str], run: dict[str, Any]) -> dict:
-    """Counts by reason, the funnel in stage order, score quantiles and run facts."""
+def compute(
+    ledger: pa.Table,
+    name: str,
+    stages: list[str],
+    skipped: dict[str, str],
+    run: dict[str, Any],
+    *,
+    reason_stages: dict[str, str] | None = None,
+) -> dict:
+    """Counts by reason, the funnel in stage order, score quantiles and run facts. `reason_stages` names the
+    stage of reasons not named after it (the dedup stages' duplicate:* and contaminated:*)."""
     reasons = Counter(r for r in ledger.column("reject_reason").to_pylist() if r is not None)
     input_rows = ledger.num_rows
     kept_rows = input_rows - sum(reasons.values())
     by_stage = Counter()
     for reason, count in reasons.items():
-        by_stage[stage_of(reason)] += count
+        by_stage[stage_of(reason, reason_stages)] += count
     remaining, funnel = input_rows, [{"stage": "input", "rejected": 0, "remaining": input_rows}]
     for stage in [*INGEST_STAGES, *stages]:
         remaining -= by_stage.get(stage, 0)

@@ -122,8 +122,8 @@ def test_decontaminate_by_clip_embedding_finds_a_mirrored_reference_image(dedup_
     ImageOps.mirror(Image.open(io.BytesIO(data)).convert("RGB")).save(buffer, format="JPEG", quality=90)
     (tmp_path / "refs" / "mirror.jpg").write_bytes(buffer.getvalue())
     stage = Decontaminate(sets=(ReferenceSet(name="mirrored", folder=str(tmp_path / "refs")),), radius=0, eps=0.05)
-    stage._clip = ClipScore(model="curate-tiny-clip", pretrained=str(tiny_clip), min_score=0.7)
-    decisions = decide(cfg.out_dir, [stage]).to_pandas().set_index("row_id")
+    clip = ClipScore(model="curate-tiny-clip", pretrained=str(tiny_clip), min_score=0.7)
+    decisions = decide(cfg.out_dir, [stage], clip).to_pandas().set_index("row_id")
     row = decisions.loc[kept.row_id]
     assert row.reject_reason == "contaminated:mirrored" and row.dup_of == "mirrored:mirror.jpg"
     assert 0 <= row.dup_distance <= 0.05

@@ -67,8 +67,6 @@ def _check_global_stages(filters: tuple[Filter, ...]) -> None:
                 + (" (or set decontaminate.eps: null)" if semantic[0].name == "decontaminate" else "")
             )
         clip.save_embeddings = True
-        for f in semantic:
-            f._clip = clip  # the model that embeds the reference images (driver side only: not pickled)
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> FilterRunConfig:

@@ -28,6 +28,7 @@ from curate.core.run_folder import RunFolder, file_digest, open_run
 from curate.dedup.run import decisions_path, run_global
 from curate.download import stage as download
 from curate.download.http_server import serve_directory
+from curate.filters import reason_stages
 from curate.filters.base import Filter
 from curate.filters.plan import build_dataset
 from curate.ledger import embeddings, stats
@@ -99,6 +100,7 @@ def _run_locked(cfg: FilterRunConfig, run: RunFolder, active: list[Filter], skip
             "rows_per_s": round(processed / elapsed, 2) if elapsed > 0 else 0.0,
             "resumed": resumed,
         },
+        reason_stages=reason_stages(cfg.filters),
     )
     stats.write(out, result)
     run.mark_complete()
@@ -114,7 +116,7 @@ def _run_global_stages(cfg: FilterRunConfig, active: list[Filter], out: Path) ->
 
     decided = decisions_path(out).exists()
     with ray_session(cfg.ray.address, cfg.ray.num_cpus) if not (decided or ray.is_initialized()) else nullcontext():
-        run_global(out, stages)
+        run_global(out, stages, next((f for f in active if f.name == "clip_score"), None))
 
 
 def _active_filters(filters: tuple[Filter, ...]) -> tuple[list[Filter], dict[str, str]]:
