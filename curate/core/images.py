@@ -75,6 +75,15 @@ def probe(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+def header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), read from the header alone: no pixel decode."""
+    with Image.open(io.BytesIO(data)) as img:
+        width, height = img.size
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height
+
+
 def decode_rgb(data: bytes, min_size: int = 0) -> Image.Image:
     """RGB image, EXIF-oriented; JPEGs decoded at the smallest DCT scale still >= min_size on both sides."""
     img = Image.open(io.BytesIO(data))

@@ -80,8 +80,7 @@ def plan_image(plan: str, width: int, height: int, images_in_sample: int = 1) ->
         raise ValueError(f"image size {width}x{height}: both sides must be >= 1")
     if plan == "qwen_vl":
         return ImagePlan(plan, (width, height), (0, 0), (0, 0), (), QWEN_VL_QUERIES)
-    if plan != "deepseek_vl2":
-        raise ValueError(f"image plan {plan!r}; valid: {', '.join(PLANS)}")
+    check_plan(plan)
     if images_in_sample > TILING_MAX_IMAGES:
         canvas = (TILE, TILE)
     else:
@@ -93,6 +92,25 @@ def plan_image(plan: str, width: int, height: int, images_in_sample: int = 1) ->
 
 def image_tokens(plan: str, width: int, height: int, images_in_sample: int = 1) -> int:
     return plan_image(plan, width, height, images_in_sample).tokens
+
+
+def check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        raise ValueError(f"image plan {plan!r}; valid: {', '.join(PLANS)}")
+    return plan
+
+
+def sample_image_tokens(plan: str, sizes: list | None, images: int) -> list[int] | None:
+    """Tokens between `<img>` and `</img>` of each of a sample's `images` images under `plan`, from their recorded
+    (width, height); None when the plan needs a size the sample does not record. `<img>`/`</img>` themselves
+    are 2 more tokens per image (QWENVL_FORMAT.md §3.2)."""
+    if plan == "qwen_vl":
+        return [QWEN_VL_QUERIES] * images
+    check_plan(plan)
+    sizes = list(sizes or [])
+    if len(sizes) < images or any(not size or min(size) < 1 for size in sizes[:images]):
+        return None
+    return [plan_image(plan, int(w), int(h), images).tokens for w, h in sizes[:images]]
 
 
 def pad_geometry(size: tuple[int, int], target: tuple[int, int]) -> tuple[float, float, int, int]:

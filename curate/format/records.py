@@ -11,10 +11,15 @@ def is_task_record(row: dict[str, Any]) -> bool:
 
 
 def samples(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """[{key, task, source, images, prefix, target, image, sequence}] of a row; `sequence` is the packed
-    sequence's key, or None for a single task sample."""
+    """[{key, task, source, images, prefix, target, image, image_sizes, image_tokens, sequence}] of a row;
+    `sequence` is the packed sequence's key, or None for a single task sample. `image_sizes` ([width, height]
+    per image) is empty and `image_tokens` (slots per image under the mixture's plan) None where the row does
+    not record them."""
     if "prefixes" in row:
-        images = row.get("image_bytes") or [None] * len(row["sample_keys"])
+        n = len(row["sample_keys"])
+        images = row.get("image_bytes") or [None] * n
+        sizes = row.get("image_sizes") or [[]] * n
+        slots = row.get("image_tokens") or [None] * n
         return [
             {
                 "key": key,
@@ -24,17 +29,22 @@ def samples(row: dict[str, Any]) -> list[dict[str, Any]]:
                 "prefix": prefix,
                 "target": target,
                 "image": image,
+                "image_sizes": size or [],
+                "image_tokens": slot,
                 "sequence": row["key"],
             }
-            for key, source, paths, prefix, target, image in zip(
+            for key, source, paths, prefix, target, image, size, slot in zip(
                 row["sample_keys"],
                 row["sources"],
                 row["images"],
                 row["prefixes"],
                 row["targets"],
                 images,
+                sizes,
+                slots,
                 strict=True,
             )  # fmt: skip
         ]
     fields = ("key", "task", "source", "images", "prefix", "target")
-    return [{**{k: row.get(k) for k in fields}, "image": row.get("image"), "sequence": None}]
+    single = {"image": row.get("image"), "image_sizes": row.get("image_sizes") or [], "image_tokens": None}
+    return [{**{k: row.get(k) for k in fields}, **single, "sequence": None}]

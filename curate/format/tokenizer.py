@@ -10,7 +10,10 @@ packed sequence has exactly the length the trainer sees.
 
 An `<img>path</img>` span is `<img>` + `slots` positions + `</img>` whatever the path (§3.2): Qwen-VL pads the
 path's bytes to 256 slots (258 tokens in all); the reference model overwrites `n_queries` slots with its
-adapter's outputs. Task samples learn their target only (§2.2); chat conversations learn what finetune.py's
+adapter's outputs. `slots` is one count for every image or a list with one count per image, in order (an image
+plan's per-image counts, issue 18).
+
+Task samples learn their target only (§2.2); chat conversations learn what finetune.py's
 masks keep (§4.7).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,19 @@ QWEN_PATTERN = (
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )  # fmt: skip
 QWEN_FIRST_SPECIAL_ID = 151643
+Slots = int | Sequence[int]  # image slots: one count for every image, or one per image in order
+
+
+def _slots_of(slots: Slots, image: int) -> int:
+    if isinstance(slots, int):
+        return slots
+    if image >= len(slots):
+        raise ValueError(f"image {image + 1} of the text has no slot count ({len(slots)} given)")
+    return int(slots[image])
+
+
+def _rest(slots: Slots, used: int) -> Slots:
+    return slots if isinstance(slots, int) else slots[used:]
 
 
 @dataclass
@@ -75,42 +92,43 @@ class Tokenizer:
     def pad(self) -> int:
         return self.eos  # Qwen-VL pads with <|endoftext|> (§4.6)
 
-    def encode(self, text: str, slots: int = qwen.IMAGE_SLOTS) -> Encoded:
+    def encode(self, text: str, slots: Slots = qwen.IMAGE_SLOTS) -> Encoded:
         """Ids of a text, every token labelled with itself except image spans (never learned)."""
         out = Encoded()
         for piece in qwen.PIECE.split(unicodedata.normalize("NFC", text)):  # Qwen-VL normalizes first (§3.2)
             if not piece:
                 continue
             if piece.startswith(qwen.IMG_START) and piece.endswith(qwen.IMG_END) and piece not in self.ids:
+                n = _slots_of(slots, len(out.images))
                 out.images.append(piece[5:-6])
                 out.input_ids.append(self.ids[qwen.IMG_START])
                 out.slots.append(len(out.input_ids))
-                out.input_ids += [self.ids["<imgpad>"]] * slots + [self.ids[qwen.IMG_END]]
-                out.labels += [IGNORE] * (slots + 2)
+                out.input_ids += [self.ids["<imgpad>"]] * n + [self.ids[qwen.IMG_END]]
+                out.labels += [IGNORE] * (n + 2)
                 continue
             ids = [self.ids[piece]] if piece in self.ids else self.text_ids(piece)
             out.input_ids += ids
             out.labels += ids
         return out
 
-    def count(self, text: str, slots: int = qwen.IMAGE_SLOTS) -> int:
+    def count(self, text: str, slots: Slots = qwen.IMAGE_SLOTS) -> int:
         """Tokens of `text` as `encode` gives them."""
         return len(self.encode(text, slots).input_ids)
 
-    def count_sample(self, prefix: str, target: str, slots: int = qwen.IMAGE_SLOTS) -> int:
+    def count_sample(self, prefix: str, target: str, slots: Slots = qwen.IMAGE_SLOTS) -> int:
         """Tokens of a task sample as the trainer encodes it (`encode_sample`: prefix and target apart, so no
         BPE merge crosses the boundary): what packing counts."""
-        return self.count(prefix, slots) + self.count(target, slots)
+        return len(self.encode_sample(prefix, target, slots).input_ids)
 
-    def encode_sample(self, prefix: str, target: str, slots: int = qwen.IMAGE_SLOTS) -> Encoded:
+    def encode_sample(self, prefix: str, target: str, slots: Slots = qwen.IMAGE_SLOTS) -> Encoded:
         """A task sample: loss on the target's tokens, never on the prefix or on image slots (§2.2)."""
         out = Encoded()
         out.extend(self.encode(prefix, slots), learn=False)
-        out.extend(self.encode(target, slots), learn=True)
+        out.extend(self.encode(target, _rest(slots, len(out.images))), learn=True)
         return out
 
     def encode_chat(
-        self, conversation: list[dict[str, Any]], slots: int = qwen.IMAGE_SLOTS, system: str = SYSTEM
+        self, conversation: list[dict[str, Any]], slots: Slots = qwen.IMAGE_SLOTS, system: str = SYSTEM
     ) -> Encoded:
         """ChatML with finetune.py's labels (§4.6-4.7): every <|im_start|>, <|im_end|> and the newline after it,
         plus the assistant's content, are learned; role words, their newline, the system prompt and all user
@@ -124,7 +142,7 @@ class Tokenizer:
             out.extend(self.encode("<|im_start|>", slots), learn=True)
             out.extend(self.encode(ROLES[role], slots), learn=False)
             out.extend(Encoded(newline, list(newline)), learn=False)
-            out.extend(self.encode(value, slots), learn=role == "assistant")
+            out.extend(self.encode(value, _rest(slots, len(out.images))), learn=role == "assistant")
             out.extend(self.encode("<|im_end|>", slots), learn=True)
             out.extend(Encoded(newline, list(newline)), learn=True)
         return out

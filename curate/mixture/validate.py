@@ -2,7 +2,8 @@
 
 - every shard reads whole, and its tar and parquet part hold the same sequences (a swapped id shows here);
 - every image a sequence or a conversation references resolves to image bytes in the output;
-- every packed boundary re-counts with the mixture's tokenizer, and sequences fit `seq_len`;
+- every packed boundary re-counts with the mixture's tokenizer and image plan (each image's tokens recomputed
+  from the sizes the sample records, not read from the stored counts), and sequences fit `seq_len`;
 - no sample appears twice unless its task was drawn with replacement;
 - sft.json follows the finetune rules.
 
@@ -21,6 +22,7 @@ from curate.core.run_folder import read_run
 from curate.core.shards import PARQUET_DIR, SHARD_DIR, read_parquet, read_tar
 from curate.format import qwen
 from curate.format import records as task_records
+from curate.format.image_plan import sample_image_tokens
 from curate.format.tokenizer import make_tokenizer
 from curate.format.validate import check_sample
 from curate.mixture.sft import check_conversation
@@ -36,6 +38,7 @@ def validate_mix(path: Path) -> tuple[int, dict[str, list[str]]]:
     config = (read_run(path) or {}).get("resolved_config") or {}
     counter = make_tokenizer(config.get("tokenizer"))
     seq_len = int(config.get("seq_len", 2048))
+    image_plan = str(config.get("image_plan") or "qwen_vl")
     replaced = set(config.get("with_replacement") or [])
     bad: dict[str, list[str]] = {}
     seen: set[tuple[str, str]] = set()
@@ -51,7 +54,7 @@ def validate_mix(path: Path) -> tuple[int, dict[str, list[str]]]:
             _compare(tar.name, rows, list(read_parquet(parts.pop(number))), bad)
         for row in rows:
             checked += len(row.get("sample_keys") or [])
-            problems = _check_sequence(row, counter, seq_len) + _duplicates(row, seen, replaced)
+            problems = _check_sequence(row, counter, seq_len, image_plan) + _duplicates(row, seen, replaced)
             if problems:
                 bad.setdefault(str(row.get("key")), []).extend(problems)
     for number in sorted(parts):
@@ -81,7 +84,7 @@ def _compare(name: str, tar_rows: list[dict], part_rows: list[dict], bad: dict[s
             bad.setdefault(str(tar_row.get("key")), []).append(f"tar and parquet differ in {', '.join(differ)}")
 
 
-def _check_sequence(row: dict[str, Any], counter: Any, seq_len: int) -> list[str]:
+def _check_sequence(row: dict[str, Any], counter: Any, seq_len: int, image_plan: str) -> list[str]:
     try:
         samples = task_records.samples(row)
     except (KeyError, TypeError, ValueError) as err:
@@ -96,7 +99,14 @@ def _check_sequence(row: dict[str, Any], counter: Any, seq_len: int) -> list[str
         problems += [f"{key}: {e}" for e in check_sample(sample)]
         if sample["images"] and not (sample["image"] or b"").startswith(JPEG_MAGIC):
             problems.append(f"{key}: image {sample['images'][0]!r} has no JPEG bytes in the shard")
-        tokens = counter.count_sample(sample["prefix"], sample["target"])
+        slots = sample_image_tokens(image_plan, sample["image_sizes"], len(sample["images"]))
+        if slots is None:
+            problems.append(f"{key}: image plan {image_plan} needs image sizes the sample does not record")
+            start += int(boundary[1])
+            continue
+        if sample["image_tokens"] is not None and list(sample["image_tokens"]) != slots:
+            problems.append(f"{key}: image_tokens {sample['image_tokens']} but the plan gives {slots}")
+        tokens = counter.count_sample(sample["prefix"], sample["target"], slots)
         if list(boundary) != [start, tokens]:
             problems.append(f"{key}: boundary {list(boundary)} but the sample starts at {start} and counts {tokens}")
         start += tokens

@@ -28,6 +28,8 @@ SEQUENCE_SCHEMA = pa.schema(
         ("targets", pa.list_(pa.string())),
         ("images", pa.list_(pa.list_(pa.string()))),
         ("boundaries", pa.list_(pa.list_(pa.int32()))),  # [start, length] of each sample, in tokens
+        ("image_sizes", pa.list_(pa.list_(pa.list_(pa.int32())))),  # per sample: [width, height] per image
+        ("image_tokens", pa.list_(pa.list_(pa.int32()))),  # per sample: slots per image under the image plan
         ("image_bytes", pa.list_(pa.binary())),  # images[i][0] bytes of sample i (null when it has none)
     ]
 )
@@ -104,5 +106,7 @@ def _sequence_row(key: str, task: str, lengths: list[int], samples: list[dict[st
         "targets": [s["target"] for s in samples],
         "images": [s["images"] for s in samples],
         "boundaries": [[int(a), int(b)] for a, b in zip(starts, lengths, strict=True)],
+        "image_sizes": [s["image_sizes"] for s in samples],
+        "image_tokens": [s["image_tokens"] for s in samples],
         "image_bytes": [s["image"] for s in samples],
     }

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.core.chunks import ChunkWriter
-from curate.core.images import TarReader, read_image_bytes, to_jpeg
+from curate.core.images import TarReader, header_size, read_image_bytes, to_jpeg
 from curate.sources.base import Source
 from curate.tasks import TASKS, Skip
 from curate.tasks.output import SAMPLE_SCHEMA, sample_row
@@ -33,6 +33,7 @@ def build_records(
         image = _image_bytes(record, source.require_local_images, tars)
         if screen is not None and isinstance(image, bytes) and (hit := screen(image)) is not None:
             image = Skip(hit[0])
+        sizes = _image_sizes(record, image)
         for builder in builders:
             for item in builder(record):
                 if isinstance(item, Skip):
@@ -40,8 +41,17 @@ def build_records(
                 elif isinstance(image, Skip) and item.images:
                     yield builder.name, image
                 else:
-                    yield builder.name, sample_row(item, None if isinstance(image, Skip) else image)
+                    yield builder.name, sample_row(item, None if isinstance(image, Skip) else image, sizes)
         yield None, source.tags(record)
+
+
+def _image_sizes(record: dict[str, Any], image: bytes | Skip | None) -> list[list[int]]:
+    """[[width, height]] of the record's image: from the stored bytes' header, else the record's own size."""
+    if isinstance(image, bytes):
+        return [list(header_size(image))]
+    if record.get("width") and record.get("height"):
+        return [[int(record["width"]), int(record["height"])]]
+    return []
 
 
 def _image_bytes(record: dict[str, Any], required: bool, tars: TarReader) -> bytes | Skip | None:

@@ -21,18 +21,22 @@ SAMPLE_SCHEMA = pa.schema(
         ("images", pa.list_(pa.string())),
         ("prefix", pa.string()),
         ("target", pa.string()),
+        # [width, height] of each image in `images` order, as stored (build keeps the original size): what an
+        # image plan counts tokens from (issue 18); empty when unknown (a URL-only sample without a size)
+        ("image_sizes", pa.list_(pa.list_(pa.int32()))),
         ("image", pa.binary()),  # JPEG bytes of images[0] (null for text-only or URL-only samples)
     ]
 )
 
 
-def sample_row(example: Example, image: bytes | None) -> dict[str, Any]:
+def sample_row(example: Example, image: bytes | None, sizes: list[list[int]] | None = None) -> dict[str, Any]:
     """The shard row of an Example. Builders must only produce valid samples: a failure is a bug, not bad data."""
     sample = example.to_json()
     errors = check_sample(sample)
     if errors:
         raise RuntimeError(f"builder {example.task} produced an invalid sample {example.key}: {errors}")
-    return {**sample, "image": image if example.images else None}
+    images = bool(example.images)
+    return {**sample, "image_sizes": (sizes or []) if images else [], "image": image if images else None}
 
 
 def write_task_shards(

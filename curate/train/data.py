@@ -20,20 +20,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from curate.core.errors import ConfigError
-from curate.core.images import decode_rgb
 from curate.core.shards import read_output, read_tar
 from curate.format import qwen
 from curate.format import records as task_records
 from curate.format.tokenizer import IGNORE, Encoded, Tokenizer
+from curate.train.pixels import ImageInput
 
 log = logging.getLogger(__name__)
-# The CLIP normalization Qwen-VL's visual.py applies after a plain squash Resize((S, S), BICUBIC) (§7).
-MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
-STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
 
 def find_shards(patterns: tuple[str, ...] | list[str]) -> list[str]:
@@ -58,11 +54,17 @@ def split_holdout(train: list[str], evaluation: list[str], holdout: int) -> tupl
 
 def shard_item(row: dict[str, Any]) -> dict[str, Any] | None:
     """A shard row of `curate mix` (a packed sequence) or `curate build` (one task sample) as an item:
-    {key, task, samples: [{prefix, target, image_bytes: [...]}]}; None when it holds no task record."""
+    {key, task, samples: [{prefix, target, image_bytes: [...], image_sizes}]}; None when it holds no task
+    record."""
     if not task_records.is_task_record(row):
         return None
     items = [
-        {"prefix": s["prefix"], "target": s["target"], "image_bytes": [s["image"]] if s["image"] else []}
+        {
+            "prefix": s["prefix"],
+            "target": s["target"],
+            "image_bytes": [s["image"]] if s["image"] else [],
+            "image_sizes": s["image_sizes"],
+        }
         for s in task_records.samples(row)
     ]
     return {"key": row["key"], "task": row["task"], "samples": items}
@@ -81,45 +83,56 @@ def read_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
                 yield item
 
 
-def image_tensor(data: bytes, size: int) -> torch.Tensor:
-    """(3, size, size): squashed to a square with bicubic resampling, CLIP-normalized (§7)."""
-    img = decode_rgb(data, min_size=size).resize((size, size), Image.Resampling.BICUBIC)
-    array = (np.asarray(img, dtype=np.float32) / 255.0 - MEAN) / STD
-    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+def image_spans(sample: dict[str, Any]) -> int:
+    """How many `<img>` spans the sample's text holds (what its encoding will need slots for)."""
+    if "conversation" in sample:
+        return sum(len(qwen.IMAGE_SPAN.findall(turn["value"])) for turn in sample["conversation"])
+    return len(qwen.IMAGE_SPAN.findall(sample["prefix"] + sample["target"]))
 
 
 class Collator:
     """Items -> one padded batch. Samples of a packed sequence keep their own positions and attend only within
     themselves (segment ids). A sample whose image is missing or undecodable, or that does not fit in
-    `seq_len`, is left out and counted, never cut (a cut could split an image span)."""
+    `seq_len`, is left out and counted, never cut (a cut could split an image span). Each image's slots and
+    pixels follow the image plan (`ImageInput`): `image_slots` (row, first slot) and `image_grids` ([columns,
+    rows] of local tiles) per image, `images` every view in order."""
 
-    def __init__(self, tokenizer: Tokenizer, n_queries: int, seq_len: int, image_size: int) -> None:
-        self.tok, self.n_queries, self.seq_len, self.image_size = tokenizer, n_queries, seq_len, image_size
+    def __init__(self, tokenizer: Tokenizer, images: ImageInput, seq_len: int) -> None:
+        self.tok, self.vision, self.seq_len = tokenizer, images, seq_len
 
-    def encode(self, sample: dict[str, Any]) -> Encoded:
+    def encode(self, sample: dict[str, Any]) -> Encoded | None:
+        """The sample's ids and labels; None when the plan cannot count one of its images."""
+        slots = self.vision.slots(sample, image_spans(sample))
+        if slots is None:
+            return None
         if "conversation" in sample:
-            return self.tok.encode_chat(sample["conversation"], self.n_queries)
-        return self.tok.encode_sample(sample["prefix"], sample["target"], self.n_queries)
+            return self.tok.encode_chat(sample["conversation"], slots)
+        return self.tok.encode_sample(sample["prefix"], sample["target"], slots)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         rows: list[tuple[list[int], list[int], list[int], list[int]]] = []
-        images, slots, tasks, keys, skipped = [], [], [], [], Counter()
+        images, slots, grids, tasks, keys, skipped = [], [], [], [], [], Counter()
         for item in items:
             ids, labels, segments, positions = [], [], [], []
             for seg, sample in enumerate(item["samples"]):
-                enc = self.encode(sample)
-                if len(enc.images) > len(sample["image_bytes"]):
+                if image_spans(sample) > len(sample["image_bytes"]):
                     skipped["image_missing"] += 1
+                    continue
+                enc = self.encode(sample)
+                if enc is None:
+                    skipped["image_size_unknown"] += 1
                     continue
                 if len(ids) + len(enc.input_ids) > self.seq_len:
                     skipped["too_long"] += 1
                     continue
                 try:
-                    pixels = [image_tensor(b, self.image_size) for b in sample["image_bytes"][: len(enc.images)]]
+                    n = len(enc.images)
+                    pixels, sample_grids = self.vision.pixels(sample["image_bytes"][:n], self.vision.sizes(sample, n))
                 except Exception:  # noqa: BLE001 - undecodable image bytes are bad data, not a crash
                     skipped["image_decode_error"] += 1
                     continue
                 images += pixels
+                grids += sample_grids
                 slots += [(len(rows), len(ids) + s) for s in enc.slots]
                 ids += enc.input_ids
                 labels += enc.labels
@@ -130,6 +143,7 @@ class Collator:
                 tasks.append(item["task"])
                 keys.append(item["key"])
         batch = self._pad(rows, images, slots)
+        batch["image_grids"] = torch.tensor(grids, dtype=torch.long).reshape(-1, 2)
         batch |= {"tasks": tasks, "keys": keys, "skipped": dict(skipped)}
         return batch
 
@@ -145,7 +159,7 @@ class Collator:
         for i, row in enumerate(rows):
             for name, values in zip(("input_ids", "labels", "segments", "positions"), row, strict=True):
                 batch[name][i, : len(values)] = torch.tensor(values)
-        size = self.image_size
+        size = self.vision.image_size if self.vision.plan == "qwen_vl" else self.vision.view_size
         batch["images"] = torch.stack(images) if images else torch.zeros((0, 3, size, size))
         batch["image_slots"] = torch.tensor(slots, dtype=torch.long).reshape(-1, 2)
         return batch

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from curate.format import qwen
 from curate.format.regions import regions
 from curate.format.tokenizer import IGNORE, Encoded, Tokenizer
-from curate.train.data import image_tensor
+from curate.train.data import image_spans
 from curate.train.model import VLM, attention_mask, next_token_targets
+from curate.train.pixels import ImageInput
 
 N_EXAMPLES = 3  # generated examples kept in the report per task
 
@@ -51,8 +52,9 @@ def task_losses(model: VLM, batches: Iterable[dict[str, Any]], device: str, auto
         t = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
         with autocast():
             logits, _ = model(
-                t["input_ids"], t["segments"], t["positions"], images=t["images"], image_slots=t["image_slots"]
-            )
+                t["input_ids"], t["segments"], t["positions"], images=t["images"], image_slots=t["image_slots"],
+                image_grids=t["image_grids"],
+            )  # fmt: skip
         labels = next_token_targets(t["labels"], t["segments"])
         losses = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
         valid = labels != IGNORE
@@ -67,6 +69,7 @@ def greedy(
     model: VLM,
     prompts: list[Encoded],
     pixels: list[torch.Tensor],
+    grids: list[list[int]],
     *,
     eos: int,
     max_new: int,
@@ -88,10 +91,11 @@ def greedy(
     ids, segments, positions = ids.to(device), segments.to(device), positions.to(device)
     images = torch.stack(pixels).to(device) if pixels else None
     image_slots = torch.tensor(slots, dtype=torch.long, device=device).reshape(-1, 2)
+    image_grids = torch.tensor(grids, dtype=torch.long, device=device).reshape(-1, 2)
     out: list[list[int]] = [[] for _ in prompts]
     done = torch.zeros(b, dtype=torch.bool, device=device)
     with autocast():
-        embeds = model.embed(ids, images, image_slots)  # (B, T, D): the ViT runs once per prompt
+        embeds = model.embed(ids, images, image_slots, image_grids)  # (B, T, D): the ViT runs once per prompt
         for _ in range(max_new):
             nxt = model.decoder(embeds, attention_mask(segments), positions)[:, -1].argmax(-1)  # (B,)
             for i in (~done).nonzero().flatten().tolist():
@@ -110,8 +114,7 @@ def generation_report(
     tok: Tokenizer,
     samples: dict[str, list[dict[str, Any]]],
     *,
-    n_queries: int,
-    image_size: int,
+    vision: ImageInput,
     max_new: int,
     device: str,
     autocast: Any,
@@ -119,21 +122,24 @@ def generation_report(
     """Greedy generation on held-out samples per task, scored by the task's measure."""
     report = {}
     for task, group in sorted(samples.items()):
-        prompts, pixels, kept = [], [], []
+        prompts, pixels, grids, kept = [], [], [], []
         for s in group:
-            enc = tok.encode(s["prefix"], n_queries)
-            if not enc.input_ids or len(enc.images) > len(s["image_bytes"]):  # pure text has no prompt
+            n = len(qwen.IMAGE_SPAN.findall(s["prefix"]))
+            slots = vision.slots(s, n) if n <= len(s["image_bytes"]) else None
+            if not s["prefix"] or slots is None or image_spans(s) > len(s["image_bytes"]):  # pure text: no prompt
                 continue
+            enc = tok.encode(s["prefix"], slots)
             try:
-                decoded = [image_tensor(b, image_size) for b in s["image_bytes"][: len(enc.images)]]
+                decoded, image_grids = vision.pixels(s["image_bytes"][:n], vision.sizes(s, n))
             except Exception:  # noqa: BLE001 - an undecodable image leaves the sample out of the report
                 continue
             pixels += decoded
+            grids += image_grids
             prompts.append(enc)
             kept.append(s)
         if not prompts:
             continue
-        outputs = greedy(model, prompts, pixels, eos=tok.eos, max_new=max_new, device=device, autocast=autocast)
+        outputs = greedy(model, prompts, pixels, grids, eos=tok.eos, max_new=max_new, device=device, autocast=autocast)
         texts = [tok.decode(o) for o in outputs]
         report[task] = score(task, [s["target"] for s in kept], texts)
         report[task]["examples"] = [

@@ -1,6 +1,10 @@
 """The reference Qwen-VL architecture at any size (QWENVL_FORMAT.md §5.1, §7): an open_clip ViT, one
 position-aware cross-attention adapter with learnable queries, and a decoder LM whose `<img>` span slots are
-overwritten by the adapter's outputs."""
+overwritten by the adapter's outputs.
+
+Under the `deepseek_vl2` image plan (issue 18) the adapter gives way to DeepSeek-VL2's connector: the ViT runs
+on the thumbnail and on every local tile, each view's grid goes through a 2 x 2 unfold and an MLP, and learned
+newline and view-separator embeddings lay the tokens out as curate.format.image_plan counts them."""
 
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ class VLMConfig:
     decoder: DecoderConfig
     vision: VisionConfig = field(default_factory=VisionConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    plan: str = "qwen_vl"  # the image plan (curate.format.image_plan.PLANS): qwen_vl adapter or deepseek_vl2 tiles
 
 
 def sincos_2d(dim: int, grid: int) -> torch.Tensor:
@@ -140,6 +145,48 @@ class CrossAttnAdapter(nn.Module):
         keys = x + self.key_positions(x.shape[1]).to(x.dtype)
         out, _ = self.attn(q, keys, x, need_weights=False)  # positions on keys, not values
         return self.ln_post(out) @ self.proj  # (B, Nq, out_dim)
+
+
+class TileConnector(nn.Module):
+    """DeepSeek-VL2's connector (`downsample_mlp_gelu`, Wu et al. 2024 sec. 2.1): each view's patch grid is padded
+    to an even side, unfolded 2 x 2 (4 x width channels per token) and projected by Linear-GELU-Linear; a learned
+    newline ends every row and a learned separator sits between the global view and the local tiles."""
+
+    def __init__(self, vit_width: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(4 * vit_width, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        std = out_dim**-0.5  # DeepSeek-VL2 draws both embeddings as randn * 1/sqrt(n_embed)
+        self.newline = nn.Parameter(torch.randn(out_dim) * std)
+        self.separator = nn.Parameter(torch.randn(out_dim) * std)
+
+    def view_grids(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(V, g*g, C) ViT tokens -> (V, s, s, D) with s = ceil(g / 2)."""
+        v, n, c = tokens.shape
+        g = math.isqrt(n)
+        x = tokens.transpose(1, 2).reshape(v, c, g, g)
+        x = F.pad(x, (0, g % 2, 0, g % 2))  # 27 x 27 -> 28 x 28, zeros (DeepSeek-VL2's constant pad)
+        x = F.unfold(x, kernel_size=2, stride=2).transpose(1, 2)  # (V, s*s, 4C)
+        side = (g + g % 2) // 2
+        return self.mlp(x).reshape(v, side, side, -1)
+
+    def forward(self, tokens: torch.Tensor, grids: torch.Tensor) -> list[torch.Tensor]:
+        """Per image (grids: [columns, rows] each, views in order: thumbnail, then tiles row-major), its tokens:
+        s rows of (s + newline), the separator, then (rows * s) rows of (columns * s + newline)."""
+        views = self.view_grids(tokens)
+        side, dim = views.shape[1], views.shape[-1]
+        out, at = [], 0
+        for columns, rows in grids.tolist():
+            local = views[at + 1 : at + 1 + columns * rows]
+            glob = torch.cat([views[at], self.newline.expand(side, 1, dim).to(views.dtype)], dim=1)
+            local = local.reshape(rows, columns, side, side, dim).permute(0, 2, 1, 3, 4)
+            local = local.reshape(rows * side, columns * side, dim)
+            local = torch.cat([local, self.newline.expand(rows * side, 1, dim).to(views.dtype)], dim=1)
+            separator = self.separator[None].to(views.dtype)
+            out.append(torch.cat([glob.reshape(-1, dim), separator, local.reshape(-1, dim)]))
+            at += 1 + columns * rows
+        if at != len(views):
+            raise ValueError(f"{len(views)} views for grids that need {at}")
+        return out
 
 
 def rope(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
@@ -256,14 +303,36 @@ class VLM(nn.Module):
             raise ConfigError("decoder.vocab_size must be set (the tokenizer's size)")
         self.vision = VisionEncoder(cfg.vision)
         self.decoder = HfDecoder(cfg.decoder) if cfg.decoder.hf_path else Decoder(cfg.decoder)
-        self.adapter = CrossAttnAdapter(self.vision.width, self.decoder.n_embd, cfg.adapter)
+        if cfg.plan == "deepseek_vl2":
+            self.connector = TileConnector(self.vision.width, self.decoder.n_embd)
+        elif cfg.plan == "qwen_vl":
+            self.adapter = CrossAttnAdapter(self.vision.width, self.decoder.n_embd, cfg.adapter)
+        else:
+            raise ConfigError(f"image plan {cfg.plan!r} is not valid; valid: qwen_vl, deepseek_vl2")
 
     def embed(
-        self, input_ids: torch.Tensor, images: torch.Tensor | None, image_slots: torch.Tensor | None
+        self,
+        input_ids: torch.Tensor,
+        images: torch.Tensor | None,
+        image_slots: torch.Tensor | None,
+        image_grids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Token embeddings with image features written in: image_slots (n_images, 2) = (row, first slot)."""
+        """Token embeddings with image features written in: image_slots (n_images, 2) = (row, first slot);
+        under deepseek_vl2, image_grids (n_images, 2) = [columns, rows] and `images` holds every view."""
         embeds = self.decoder.wte(input_ids)  # (B, T, D)
         if images is None or image_slots is None or len(image_slots) == 0:
+            return embeds
+        if self.cfg.plan == "deepseek_vl2":
+            if image_grids is None:
+                raise ValueError("the deepseek_vl2 plan needs image_grids")
+            per_image = self.connector(self.vision(images), image_grids)
+            counts = torch.tensor([len(t) for t in per_image], device=input_ids.device)
+            rows = image_slots[:, 0].repeat_interleave(counts)
+            starts = image_slots[:, 1].repeat_interleave(counts)
+            firsts = torch.cumsum(counts, 0) - counts
+            cols = starts + torch.arange(int(counts.sum()), device=input_ids.device) - firsts.repeat_interleave(counts)
+            embeds = embeds.clone()
+            embeds[rows, cols] = torch.cat(per_image).to(embeds.dtype)
             return embeds
         feats = self.adapter(self.vision(images))  # (n_images, Nq, D)
         n_q = feats.shape[1]
@@ -281,10 +350,12 @@ class VLM(nn.Module):
         *,
         images: torch.Tensor | None = None,
         image_slots: torch.Tensor | None = None,
+        image_grids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(logits, loss); labels are -100 where no loss applies; next-token targets are labels shifted by one."""
-        logits = self.decoder(self.embed(input_ids, images, image_slots), attention_mask(segments), positions)
+        embeds = self.embed(input_ids, images, image_slots, image_grids)
+        logits = self.decoder(embeds, attention_mask(segments), positions)
         loss = None
         if labels is not None:
             targets = next_token_targets(labels, segments).reshape(-1)

@@ -114,3 +114,23 @@ def test_tiles_map_back_onto_the_image_and_inspect_draws_them(tmp_path):
     drawn, _ = render_image(View("k", "task", "caption", "", buffer.read_bytes()), plan="deepseek_vl2")
     column = np.asarray(drawn)[:, np.asarray(drawn).shape[1] // 2]  # the vertical grid line at the image's middle
     assert (column == PLAN_COLOUR).all(axis=1).sum() > 100 and not (np.asarray(plain) == PLAN_COLOUR).all(axis=2).any()
+
+
+def test_per_image_slot_counts_follow_the_plan_and_the_recorded_sizes():
+    from curate.format.image_plan import sample_image_tokens
+    from curate.format.tokenizer import ByteTokenizer
+
+    assert sample_image_tokens("qwen_vl", None, 2) == [256, 256]
+    assert sample_image_tokens("deepseek_vl2", [[640, 480]], 1) == [1023]
+    assert sample_image_tokens("deepseek_vl2", [[640, 480], [1920, 1080], [10, 10]], 3) == [421, 421, 421]  # > 2
+    assert sample_image_tokens("deepseek_vl2", [], 1) is None and sample_image_tokens("deepseek_vl2", [], 0) == []
+    tok = ByteTokenizer()
+    prefix, target = "<img>a.jpg</img>x<img>b.jpg</img>", "y<img>c.jpg</img><|endoftext|>"
+    enc = tok.encode_sample(prefix, target, [5, 7, 9])
+    pad = tok.ids["<imgpad>"]
+    spans = [enc.input_ids[s:].index(tok.ids["</img>"]) for s in enc.slots]
+    assert spans == [5, 7, 9] and enc.input_ids.count(pad) == 21
+    assert tok.count_sample(prefix, target, [5, 7, 9]) == len(enc.input_ids)
+    assert tok.count_sample(prefix, target, 4) == len(enc.input_ids) - 21 + 12
+    with pytest.raises(ValueError, match="no slot count"):
+        tok.encode(prefix, [5])

@@ -14,6 +14,7 @@ from curate.core.config import build_dataclass
 from curate.format import qwen
 from curate.format.tokenizer import QwenVlTokenizer, make_tokenizer
 from curate.train.data import Collator
+from curate.train.pixels import ImageInput
 
 SAMPLES = [
     "A boy rides his skateboard on the street.",
@@ -78,7 +79,7 @@ def test_every_packed_boundary_equals_what_the_trainer_encodes(name, demo_mixtur
         run_mix(build_dataclass(MixConfig, raw, "test"))
     rows = pq.read_table(out / "parquet").to_pylist()
     tok = make_tokenizer(spec)
-    collate = Collator(tok, qwen.IMAGE_SLOTS, 2048, 32)  # the trainer's encoding, with Qwen-VL's 256 slots
+    collate = Collator(tok, ImageInput("qwen_vl", qwen.IMAGE_SLOTS, 32), 2048)  # the trainer's, Qwen-VL's 256 slots
     checked = 0
     for row in rows:
         lengths = [b[1] for b in row["boundaries"]]

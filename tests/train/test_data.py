@@ -12,6 +12,7 @@ from PIL import Image
 
 from curate.format.tokenizer import IGNORE, ByteTokenizer
 from curate.train.data import Collator, ShardStream, find_shards, make_loader, read_shards, split_holdout
+from curate.train.pixels import ImageInput
 
 TOK = ByteTokenizer()
 N_Q = 4
@@ -43,7 +44,7 @@ def test_holdout_takes_the_last_shards_and_refuses_to_take_all():
 
 
 def test_packed_batch_restarts_positions_and_puts_images_on_their_slots():
-    collate = Collator(TOK, N_Q, seq_len=512, image_size=16)
+    collate = Collator(TOK, ImageInput("qwen_vl", N_Q, 16), seq_len=512)
     samples = [
         {"prefix": "<img>a.jpg</img><ref>the red square</ref>", "target": "<box>(1,2),(3,4)</box><|endoftext|>"},
         {"prefix": "<img>b.jpg</img>Generate the caption in English:", "target": " a cat<|endoftext|>"},
@@ -67,7 +68,7 @@ def test_packed_batch_restarts_positions_and_puts_images_on_their_slots():
 
 
 def test_bad_samples_are_counted_and_left_out_never_cut():
-    collate = Collator(TOK, N_Q, seq_len=64, image_size=16)
+    collate = Collator(TOK, ImageInput("qwen_vl", N_Q, 16), seq_len=64)
     good = {"prefix": "<img>a.jpg</img>x", "target": " y<|endoftext|>", "image_bytes": [jpeg()]}
     items = [
         {"key": "a", "task": "caption", "samples": [good, {**good, "image_bytes": []}]},
@@ -81,8 +82,12 @@ def test_bad_samples_are_counted_and_left_out_never_cut():
     assert empty["input_ids"].shape[0] == 0 and empty["images"].shape[0] == 0
 
 
+def _collate():
+    return Collator(TOK, ImageInput("qwen_vl", N_Q, 16), 2048)
+
+
 def _stream(shards, start=0):
-    stream = ShardStream(shards, Collator(TOK, N_Q, 2048, 16), shuffle_buffer=8, batch_size=2, seed=3)
+    stream = ShardStream(shards, _collate(), shuffle_buffer=8, batch_size=2, seed=3)
     stream.start_batches = start
     return stream
 
@@ -99,7 +104,7 @@ def test_stream_resumes_mid_way_with_the_identical_batch_sequence(shapes_build, 
 
 def test_no_shuffle_buffer_keeps_the_shard_order(shapes_build):
     shards = find_shards([str(shapes_build / "ref_grounding" / "shards")])
-    stream = ShardStream(shards, Collator(TOK, N_Q, 2048, 16), shuffle_buffer=0, batch_size=10, seed=0)
+    stream = ShardStream(shards, _collate(), shuffle_buffer=0, batch_size=10, seed=0)
     first = next(iter(stream))["keys"]
     assert first == sorted(first) and len(first) == 10  # one shard's samples, in order
 
@@ -107,6 +112,6 @@ def test_no_shuffle_buffer_keeps_the_shard_order(shapes_build):
 def test_different_seeds_shuffle_differently(shapes_build):
     shards = find_shards([str(shapes_build / "ref_grounding" / "shards")])
     a = [b["keys"] for b in itertools.islice(iter(_stream(shards)), 10)]
-    other = ShardStream(shards, Collator(TOK, N_Q, 2048, 16), shuffle_buffer=8, batch_size=2, seed=4)
+    other = ShardStream(shards, _collate(), shuffle_buffer=8, batch_size=2, seed=4)
     assert a != [b["keys"] for b in itertools.islice(iter(other), 10)]
     assert torch.is_tensor(next(iter(other))["input_ids"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from curate.core.config import OutputConfig, RayConfig, build_dataclass, read_yaml
 from curate.core.errors import ConfigError
+from curate.format.image_plan import PLANS
 from curate.mixture.plan import TaskWeights
 
 
@@ -38,6 +39,9 @@ class MixConfig:
     seq_len: int = 2048  # packed sequence capacity in tokens (paper §2.2)
     window: int = 10000  # drawn samples packed together (best-fit decreasing within each window)
     tokenizer: str = "qwen_vl"  # qwen_vl (Qwen-VL's own vocabulary, offline), bytes, or a local HF tokenizer folder
+    # tokens per image (issue 18): qwen_vl (256 queries, every image) or deepseek_vl2 (dynamic 384 px tiling,
+    # counted from each sample's recorded image size); `curate train` takes the same key
+    image_plan: str = "qwen_vl"
     sft: SftConfig = field(default_factory=SftConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -45,6 +49,8 @@ class MixConfig:
     def __post_init__(self) -> None:
         if not self.inputs or self.budget < 1 or self.seq_len < 300:
             raise ConfigError("inputs must be listed, budget >= 1, seq_len >= 300 (an image alone is 258 tokens)")
+        if self.image_plan not in PLANS:
+            raise ConfigError(f"image_plan {self.image_plan!r} is not valid; valid: {', '.join(PLANS)}")
         if self.window < 1:
             raise ConfigError("window must be >= 1 (drawn samples packed together)")
         unknown = set(self.with_replacement) - {f.name for f in dataclasses.fields(TaskWeights)}

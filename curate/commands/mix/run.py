@@ -54,7 +54,8 @@ def run_mix(cfg: MixConfig, overwrite: bool = False) -> dict[str, Any]:
         out = cfg.out_dir.resolve()
         with ray_session(cfg.ray.address, cfg.ray.num_cpus):
             inputs = [str(Path(p).resolve()) for p in cfg.inputs]
-            pool = WorkerPool(IndexWorker, {"out": str(out), "inputs": inputs, "tokenizer": cfg.tokenizer})
+            kwargs = {"out": str(out), "inputs": inputs, "tokenizer": cfg.tokenizer, "image_plan": cfg.image_plan}
+            pool = WorkerPool(IndexWorker, kwargs)
             markers = run_chunks(run, "index", shards, pool, "mix index")
             pool.close()
             samples = Pool(out, len(shards), cfg.seq_len)
@@ -81,6 +82,7 @@ def _plan(out: Path, pool: Pool, cfg: MixConfig) -> tuple[dict, dict, list, list
             "pool": pool.size(task),
             "unpackable": pool.unpackable.get(task, 0),
             "image_missing": pool.image_missing.get(task, 0),
+            "image_size_unknown": pool.size_unknown.get(task, 0),
             "sequences": packed["sequences"],
             "tokens": packed["tokens"],
             "efficiency": round(packed["tokens"] / (packed["sequences"] * cfg.seq_len), 4)
@@ -147,6 +149,7 @@ def _stats(
         "seq_len": cfg.seq_len,
         "window": cfg.window,
         "tokenizer": tokenizer,
+        "image_plan": cfg.image_plan,
         "tasks": dict(sorted(table.items())),
         "missing_tasks": missing,
         "packing_efficiency": round(sum(r["tokens"] for r in table.values()) / capacity, 4) if capacity else 0.0,

@@ -12,6 +12,7 @@ from typing import Any
 
 from curate.core.config import build_dataclass, read_yaml
 from curate.core.errors import ConfigError
+from curate.format.image_plan import PLANS
 from curate.train.model import AdapterConfig, DecoderConfig, VisionConfig
 from curate.train.optim import OptimConfig
 
@@ -85,6 +86,10 @@ class TrainConfig:
     device: str = "auto"
     init_from: str | None = None  # a checkpoint of an earlier stage: model weights only (Table 8: "Stage-N ViT")
     log_interval: int = 10
+    # tokens and views per image (issue 18), the same key and values as `curate mix`: qwen_vl (the adapter's
+    # n_queries, one square image of data.image_size) or deepseek_vl2 (thumbnail + 384 px tiles through
+    # DeepSeek-VL2's 2 x 2-unfold MLP connector; the adapter settings are unused)
+    image_plan: str = "qwen_vl"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -96,6 +101,8 @@ class TrainConfig:
             raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
         if self.stage not in STAGE_IMAGE_SIZE:
             raise ConfigError(f"stage {self.stage} is not valid; valid: 1, 2, 3 (paper Table 8)")
+        if self.image_plan not in PLANS:
+            raise ConfigError(f"image_plan {self.image_plan!r} is not valid; valid: {', '.join(PLANS)}")
         if self.precision not in PRECISIONS or self.device not in DEVICES:
             raise ConfigError(f"precision: {', '.join(PRECISIONS)}; device: {', '.join(DEVICES)}")
         if self.steps < 1 or self.grad_accum < 1 or self.log_interval < 1:

@@ -50,6 +50,7 @@ from curate.train.device import Dist, autocast_for, setup_distributed
 from curate.train.evaluate import generation_report, task_losses
 from curate.train.model import VLM, VLMConfig
 from curate.train.optim import get_lr, make_optimizer
+from curate.train.pixels import VIEW_PATCHES, ImageInput
 
 log = logging.getLogger(__name__)
 SFT_HOLDOUT = 20  # stage 3 holds out every 20th conversation (5%) when holdout_shards > 0
@@ -60,7 +61,7 @@ def build_model(cfg: TrainConfig) -> tuple[VLM, Tokenizer]:
     decoder = cfg.model.decoder
     tok = make_tokenizer(cfg.model.tokenizer or decoder.hf_path)  # an HF LM brings its own tokenizer by default
     decoder = dataclasses.replace(decoder, vocab_size=tok.vocab_size)
-    model = VLM(VLMConfig(vision=cfg.model.vision, adapter=cfg.model.adapter, decoder=decoder))
+    model = VLM(VLMConfig(vision=cfg.model.vision, adapter=cfg.model.adapter, decoder=decoder, plan=cfg.image_plan))
     if cfg.stage == 1:  # Table 8: the LLM is frozen, ViT + adapter learn
         model.decoder.requires_grad_(False)
     if cfg.stage == 3:  # Table 8: the ViT is frozen, LLM + adapter learn
@@ -68,9 +69,18 @@ def build_model(cfg: TrainConfig) -> tuple[VLM, Tokenizer]:
     return model, tok
 
 
-def make_data(cfg: TrainConfig, tok: Tokenizer, dist: Dist) -> tuple[RoleStream, Callable[[], Iterator[dict]]]:
+def image_input(cfg: TrainConfig, model: VLM) -> ImageInput:
+    """Slots and pixels under the run's image plan; deepseek_vl2 views are resized so the ViT sees 27 x 27
+    patches per view, as SigLIP does at 384 px."""
+    view = VIEW_PATCHES * model.vision.patch
+    return ImageInput(cfg.image_plan, cfg.model.adapter.n_queries, cfg.image_size, view_size=view)
+
+
+def make_data(
+    cfg: TrainConfig, tok: Tokenizer, dist: Dist, vision: ImageInput
+) -> tuple[RoleStream, Callable[[], Iterator[dict]]]:
     """(training stream, a function giving a fresh pass over the held-out items)."""
-    collate = Collator(tok, cfg.model.adapter.n_queries, cfg.data.seq_len, cfg.image_size)
+    collate = Collator(tok, vision, cfg.data.seq_len)
     common = {"batch_size": cfg.data.batch_size, "seed": cfg.seed, "rank": dist.rank, "world": dist.world}
     if cfg.stage == 3:
         items, skipped = sft_items(cfg.data.sft or "", cfg.data.image_sources)
@@ -102,7 +112,7 @@ def train_step(
         with sync, run["autocast"]():
             _, loss = model(
                 t["input_ids"], t["segments"], t["positions"], images=t["images"], image_slots=t["image_slots"],
-                labels=t["labels"],
+                image_grids=t["image_grids"], labels=t["labels"],
             )  # fmt: skip
             (loss / cfg.grad_accum).backward()
         losses.append(loss.detach())
@@ -119,7 +129,8 @@ def train_step(
 
 def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], Iterator[dict]], run: dict) -> dict:
     """Per-task held-out loss and greedy-generation measures."""
-    collate = Collator(tok, cfg.model.adapter.n_queries, cfg.data.seq_len, cfg.image_size)
+    vision = image_input(cfg, model)
+    collate = Collator(tok, vision, cfg.data.seq_len)
     model.eval()
     batches = islice(eval_batches(held(), collate, cfg.data.batch_size), cfg.eval.batches)
     tasks: dict[str, dict] = task_losses(model, batches, run["device"], run["autocast"])
@@ -128,8 +139,8 @@ def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], It
         group = samples.setdefault(item["task"], [])
         group += [s for s in item["samples"] if "prefix" in s][: cfg.eval.generate - len(group)]
     generated = generation_report(
-        model, tok, {t: s for t, s in samples.items() if s}, n_queries=cfg.model.adapter.n_queries,
-        image_size=cfg.image_size, max_new=cfg.eval.max_new_tokens, device=run["device"], autocast=run["autocast"],
+        model, tok, {t: s for t, s in samples.items() if s}, vision=vision, max_new=cfg.eval.max_new_tokens,
+        device=run["device"], autocast=run["autocast"],
     )  # fmt: skip
     model.train()
     for task, measures in generated.items():
@@ -171,7 +182,7 @@ def start_session(cfg: TrainConfig, overwrite: bool) -> Session:
         log.info("resuming %s at step %d (%d batches consumed per process)", resume, start, consumed)
     elif cfg.init_from:
         init_weights(cfg.init_from, model)
-    stream, held = make_data(cfg, tok, dist)
+    stream, held = make_data(cfg, tok, dist, image_input(cfg, model))
     stream.start_batches = consumed
     batches = iter(make_loader(stream, cfg.data.workers, pin_memory=device.startswith("cuda")))
     wrapped: torch.nn.Module = model
