@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes demo test test-integration test-slow bench bench-peer lint fmt size clean
+.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes train-plans demo test test-integration test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -81,6 +81,14 @@ train: mixture
 train-shapes: $(STAMP)
 	$(CURATE) build pipelines/build_shapes.yaml --overwrite
 	$(CURATE) train pipelines/train_shapes.yaml
+
+## Image plans (issue 18): the same model, steps and 768-1024 px OCR pages under qwen_vl and deepseek_vl2, then
+## their held-out OCR loss and tokens per sample side by side in out/plans/comparison.{json,md} (CPU, ~20 min).
+train-plans: $(STAMP) fonts
+	$(CURATE) build pipelines/build_docs.yaml
+	$(CURATE) train pipelines/train_docs.yaml --set image_plan=qwen_vl --out out/plans/qwen_vl
+	$(CURATE) train pipelines/train_docs.yaml --set image_plan=deepseek_vl2 --out out/plans/deepseek_vl2
+	$(PY) -m curate.commands.train.plan_comparison out/plans/qwen_vl out/plans/deepseek_vl2 --out out/plans
 
 ## Offline, CPU-only tests in three tiers (issue 16): the fast tier (unit and small integration, a few minutes),
 ## the end-to-end chains (demo filter run, build, mix, training, notebooks, report pages; each built once), and

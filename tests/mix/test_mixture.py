@@ -159,3 +159,68 @@ def test_local_hugging_face_tokenizer_counts_images_as_258(tmp_path):
     assert plain > 0
     assert counter.count("<img>any/path.jpg</img>a cat on a mat") == plain + 258
     assert counter.count("<ref>a cat</ref><|endoftext|>") == counter.count("a cat") + 3
+
+
+@pytest.fixture(scope="module")
+def tiled(task_dirs, tmp_path_factory):
+    """The same inputs under DeepSeek-VL2's dynamic tiling (issue 18)."""
+    return mix(task_dirs, tmp_path_factory.mktemp("mix") / "tiled", budget=3000, image_plan="deepseek_vl2")
+
+
+def test_tiled_mixture_counts_every_image_from_its_recorded_size(tiled):
+    from curate.core.images import probe
+    from curate.format.image_plan import sample_image_tokens
+    from curate.format.records import samples
+
+    cfg, stats = tiled
+    assert stats["image_plan"] == "deepseek_vl2"
+    checked = 0
+    for row in pq.read_table(cfg.out_dir / "parquet").to_pylist():
+        for sample in samples(row):
+            if not sample["images"]:
+                assert sample["image_tokens"] == [] and sample["image_sizes"] == []
+                continue
+            assert [list(probe(sample["image"]))] == sample["image_sizes"]  # recorded = the stored image's size
+            assert sample["image_tokens"] == sample_image_tokens("deepseek_vl2", sample["image_sizes"], 1)
+            checked += 1
+    assert checked > 1000
+
+
+def test_no_tiled_sequence_recounted_by_the_trainer_exceeds_seq_len(tiled):
+    """The trainer's own encoding (its collator under the same plan, slots from the recorded sizes) gives every
+    packed sample the length the packer stored, and no sequence passes seq_len."""
+    from curate.core.shards import read_tar
+    from curate.train.data import Collator, shard_item
+    from curate.train.pixels import ImageInput
+
+    cfg, stats = tiled
+    counter = make_tokenizer(cfg.tokenizer)
+    collate = Collator(counter, ImageInput("deepseek_vl2", n_queries=256, image_size=448), cfg.seq_len)
+    sequences = 0
+    for tar in sorted(cfg.out_dir.glob("shards/*.tar")):
+        for row in read_tar(tar):
+            item = shard_item(row)
+            lengths = [len(collate.encode(s).input_ids) for s in item["samples"]]
+            assert lengths == [b[1] for b in row["boundaries"]]
+            assert sum(lengths) == row["tokens"] <= cfg.seq_len
+            sequences += 1
+    assert sequences == stats["sequences"]
+    print(f"packing efficiency deepseek_vl2 {stats['packing_efficiency']} over {sequences} sequences")
+
+
+def test_samples_whose_tiles_cannot_fit_are_counted_out_not_cut(tiled):
+    cfg, stats = tiled
+    index = pq.read_table(cfg.out_dir / "index", columns=["task", "tokens", "image_missing"]).to_pylist()
+    for task, row in stats["tasks"].items():
+        indexed = [r for r in index if r["task"] == task]
+        assert row["pool"] + row["unpackable"] + row["image_missing"] + row["image_size_unknown"] == len(indexed)
+        assert row["unpackable"] == sum(r["tokens"] > cfg.seq_len and not r["image_missing"] for r in indexed)
+    assert stats["tasks"]["ocr"]["unpackable"] > 0  # large documents with long line lists overflow 2048
+
+
+def test_tiled_mixture_validates(tiled):
+    from curate.mixture.validate import validate_mix
+
+    cfg, _ = tiled
+    checked, bad = validate_mix(cfg.out_dir)
+    assert checked == 3000 and not bad
