@@ -83,7 +83,7 @@ train-shapes: $(STAMP)
 	$(CURATE) train pipelines/train_shapes.yaml
 
 ## Image plans (issue 18): the same model, steps and 768-1024 px OCR pages under qwen_vl and deepseek_vl2, then
-## their held-out OCR loss and tokens per sample side by side in out/plans/comparison.{json,md} (CPU, ~20 min).
+## their held-out OCR loss and tokens per sample side by side in out/plans/comparison.{json,md} (CPU, ~45 min).
 train-plans: $(STAMP) fonts
 	$(CURATE) build pipelines/build_docs.yaml
 	$(CURATE) train pipelines/train_docs.yaml --set image_plan=qwen_vl --out out/plans/qwen_vl
