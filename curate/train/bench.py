@@ -13,7 +13,8 @@ import time
 import torch
 
 from curate.format.tokenizer import ByteTokenizer
-from curate.train.model import VLM, AdapterConfig, DecoderConfig, VisionConfig, VLMConfig
+from curate.train.connectors import AdapterConfig
+from curate.train.model import VLM, DecoderConfig, VisionConfig, VLMConfig
 
 # Dense bf16 peak per GPU for MFU (vendor datasheets: H100 SXM 989 TFLOP/s; H200 the same compute).
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}

@@ -16,6 +16,7 @@ from curate.format.tokenizer import IGNORE, Encoded, Tokenizer
 from curate.train.data import image_spans
 from curate.train.model import VLM, attention_mask, next_token_targets
 from curate.train.pixels import ImageInput
+from curate.train.sparse import Plan, SparseConfig, decoder_flops, pruned_forward, schedule
 
 N_EXAMPLES = 3  # generated examples kept in the report per task
 
@@ -172,3 +173,87 @@ def score(task: str, targets: list[str], generated: list[str]) -> dict[str, Any]
         result["ocr_lines"] = lines
     result["ends_with_eos"] = round(sum(g.endswith(qwen.EOS) for g in generated) / len(generated), 4)
     return result
+
+
+@torch.no_grad()
+def sparse_rows(
+    model: VLM, tok: Tokenizer, samples: list[dict[str, Any]], *, vision: ImageInput, cfg: SparseConfig, max_new: int
+) -> list[dict[str, Any]]:
+    """SparseVLM rows (issue 19): per (keep ratio, recycle), greedy generation on single-image samples with the
+    visual tokens pruned in the decoder, scored like the unpruned report, and the mean decoder FLOPs of the
+    sample (prefix + target) under that schedule. Ratio 1.0 runs the same path without pruning. On the CPU."""
+    prepared = []
+    for s in samples:
+        if image_spans(s) != 1 or not s["image_bytes"] or qwen.IMG_END not in s["prefix"]:
+            continue
+        slots = vision.slots(s, 1)
+        if slots is None:
+            continue
+        prompt = tok.encode(s["prefix"], slots)
+        full = tok.encode_sample(s["prefix"], s["target"], slots)
+        pixels, grids = vision.pixels(s["image_bytes"][:1], vision.sizes(s, 1))
+        prepared.append((s, prompt, full, torch.stack(pixels), torch.tensor(grids).reshape(-1, 2)))
+    rows = []
+    model.eval()
+    for ratio in sorted({1.0, *cfg.keep_ratios}, reverse=True):
+        for recycle in sorted(set(cfg.recycle)) if ratio < 1 else [False]:
+            generated, targets, flops = [], [], []
+            for s, prompt, full, pixels, grids in prepared:
+                vis = slice(prompt.slots[0], prompt.slots[0] + slots_of(prompt, tok))
+                steps = schedule(len(model.decoder.blocks), vis.stop - vis.start, ratio)
+                out = _sparse_greedy(
+                    model, tok, prompt, (pixels, grids), vis, steps=steps, recycle=recycle, max_new=max_new
+                )
+                generated.append(tok.decode(out))
+                targets.append(s["target"])
+                embeds = _embed(model, full, pixels, grids)
+                _, _, lengths = pruned_forward(model.decoder, embeds, vis, steps, recycle=recycle)
+                flops.append(decoder_flops(lengths, model.decoder.n_embd, model.decoder.lm_head.out_features))
+            if not targets:
+                continue
+            measures = score("sparse", targets, generated)
+            rows.append(
+                {
+                    "keep_ratio": ratio,
+                    "recycle": recycle,
+                    "visual_tokens": vis.stop - vis.start,
+                    "schedule": [[st.layer, st.keep] for st in steps],
+                    "samples": len(targets),
+                    "mean_iou": measures.get("mean_iou"),
+                    "mean_box_iou": measures.get("mean_box_baseline_iou"),
+                    "iou50": measures.get("iou_at_0.5"),
+                    "exact_match": measures["exact_match"],
+                    "decoder_flops": round(sum(flops) / len(flops)),
+                }
+            )
+    return rows
+
+
+def slots_of(enc: Encoded, tok: Tokenizer) -> int:
+    """Slots of the first image span of an encoding."""
+    start = enc.slots[0]
+    return enc.input_ids[start:].index(tok.ids[qwen.IMG_END])
+
+
+def _embed(model: VLM, enc: Encoded, pixels: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    device = next(model.parameters()).device
+    ids = torch.tensor([enc.input_ids], device=device)
+    slots = torch.tensor([[0, enc.slots[0]]], device=device)
+    return model.embed(ids, pixels.to(device), slots, grids.to(device))[0]
+
+
+def _sparse_greedy(
+    model: VLM, tok: Tokenizer, prompt: Encoded, images: tuple, vis: slice, *, steps: list, recycle: bool, max_new: int
+) -> list[int]:
+    """Greedy continuation of one prompt with pruning decided at the prefill and kept for every step."""
+    embeds = _embed(model, prompt, *images)
+    plan: Plan | None = None
+    out: list[int] = []
+    for _ in range(max_new):
+        logits, plan, _ = pruned_forward(model.decoder, embeds, vis, steps, recycle=recycle, plan=plan)
+        nxt = int(logits[-1].argmax())
+        out.append(nxt)
+        if nxt == tok.eos:
+            break
+        embeds = torch.cat([embeds, model.decoder.wte(torch.tensor([nxt], device=embeds.device))])
+    return out

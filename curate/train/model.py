@@ -1,6 +1,7 @@
-"""The reference Qwen-VL architecture at any size (QWENVL_FORMAT.md §5.1, §7): an open_clip ViT, one
-position-aware cross-attention adapter with learnable queries, and a decoder LM whose `<img>` span slots are
-overwritten by the adapter's outputs.
+"""The reference Qwen-VL architecture at any size (QWENVL_FORMAT.md §5.1, §7): an open_clip ViT, a connector
+(Qwen-VL's position-aware cross-attention adapter by default; LLaVA's MLP, Flamingo's perceiver or BLIP-2's
+Q-Former, curate/train/connectors.py), and a decoder LM whose `<img>` span slots are overwritten by the
+connector's outputs.
 
 Under the `deepseek_vl2` image plan (issue 18) the adapter gives way to DeepSeek-VL2's connector: the ViT runs
 on the thumbnail and on every local tile, each view's grid goes through a 2 x 2 unfold and an MLP, and learned
@@ -8,7 +9,6 @@ newline and view-separator embeddings lay the tokens out as curate.format.image_
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,18 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from curate.core.errors import ConfigError
+from curate.train.connectors import CONNECTORS, AdapterConfig, TileConnector, image_tokens, make_connector, resize_grid
 
 
 @dataclass(frozen=True, kw_only=True)
 class VisionConfig:
     model: str = "curate-tiny-clip"  # an open_clip model name (or local-dir:…); its visual tower is used
     pretrained: str | None = None  # open_clip tag or local checkpoint; None = random init
-
-
-@dataclass(frozen=True, kw_only=True)
-class AdapterConfig:
-    n_queries: int = 256  # a square number: the queries sit on a grid for their 2D positions (§7: 16 x 16)
-    heads: int = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,31 +42,7 @@ class VLMConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     plan: str = "qwen_vl"  # the image plan (curate.format.image_plan.PLANS): qwen_vl adapter or deepseek_vl2 tiles
-
-
-def sincos_2d(dim: int, grid: int) -> torch.Tensor:
-    """Fixed 2D sin-cos positions (grid*grid, dim), MAE recipe: half the channels per axis (§7)."""
-    if dim % 4:
-        raise ValueError(f"2D sin-cos positions need a dimension divisible by 4, got {dim}")
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
-    coords = torch.arange(grid, dtype=torch.float64)
-    gy, gx = torch.meshgrid(coords, coords, indexing="ij")  # "w goes first" in the channel halves
-
-    def axis(pos: torch.Tensor) -> torch.Tensor:
-        angles = pos.reshape(-1, 1) * omega[None, :]
-        return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-    return torch.cat([axis(gx), axis(gy)], dim=1).float()
-
-
-def resize_grid(table: torch.Tensor, side: int) -> torch.Tensor:
-    """A (n*n, D) position table bicubically resized to (side*side, D): Qwen-VL's get_abs_pos (§7)."""
-    n = math.isqrt(table.shape[0])
-    if n == side:
-        return table
-    grid = table.reshape(1, n, n, -1).permute(0, 3, 1, 2).float()  # (1, D, n, n)
-    grid = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
-    return grid.permute(0, 2, 3, 1).reshape(side * side, -1).to(table.dtype)
+    connector: str = "qwen_resampler"  # one of connectors.CONNECTORS (the qwen_vl plan only)
 
 
 class VisionEncoder(nn.Module):
@@ -106,87 +77,6 @@ class VisionEncoder(nn.Module):
         x = torch.cat([cls, x], dim=1) + torch.cat([pos[:1], resize_grid(pos[1:], side)]).to(x.dtype)
         x = v.ln_post(v.transformer(v.ln_pre(v.patch_dropout(x))))  # (B, 1 + g*g, width)
         return x[:, 1:]  # patch tokens, no class token (Qwen-VL's ViT has none, §7)
-
-
-class CrossAttnAdapter(nn.Module):
-    """N learnable queries attend once to the ViT tokens; fixed 2D positions go on queries and keys, not values.
-
-    The query grid's sin-cos table is the one fixed table; keys get it resized to their own grid (§7:
-    `attn(q + pos_embed, x + get_abs_pos(pos_embed, len(x)), x)`), so query (i, j) and the patches it covers share
-    a position whatever the image resolution.
-    """
-
-    def __init__(self, kv_dim: int, out_dim: int, cfg: AdapterConfig) -> None:
-        super().__init__()
-        side = math.isqrt(cfg.n_queries)
-        if side * side != cfg.n_queries:
-            raise ConfigError(f"adapter.n_queries must be a square number, got {cfg.n_queries}")
-        if out_dim % cfg.heads:
-            raise ConfigError(f"adapter.heads ({cfg.heads}) must divide the decoder width {out_dim}")
-        dim = out_dim
-        self.query = nn.Parameter(torch.empty(cfg.n_queries, dim))
-        nn.init.trunc_normal_(self.query, std=0.02)
-        self.register_buffer("pos", sincos_2d(dim, side), persistent=False)  # fixed, never trained
-        self.kv_proj = nn.Linear(kv_dim, dim, bias=False)
-        self.ln_q = nn.LayerNorm(dim, eps=1e-6)
-        self.ln_kv = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = nn.MultiheadAttention(dim, cfg.heads, batch_first=True)
-        self.ln_post = nn.LayerNorm(dim)
-        self.proj = nn.Parameter(dim**-0.5 * torch.randn(dim, out_dim))
-
-    def key_positions(self, n_tokens: int) -> torch.Tensor:
-        side = math.isqrt(n_tokens)
-        assert side * side == n_tokens, "ViT tokens must form a square grid"
-        return resize_grid(self.pos, side)  # (n_tokens, D)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.ln_kv(self.kv_proj(tokens))  # (B, N, D)
-        q = (self.ln_q(self.query) + self.pos).unsqueeze(0).expand(x.shape[0], -1, -1)  # (B, Nq, D)
-        keys = x + self.key_positions(x.shape[1]).to(x.dtype)
-        out, _ = self.attn(q, keys, x, need_weights=False)  # positions on keys, not values
-        return self.ln_post(out) @ self.proj  # (B, Nq, out_dim)
-
-
-class TileConnector(nn.Module):
-    """DeepSeek-VL2's connector (`downsample_mlp_gelu`, Wu et al. 2024 sec. 2.1): each view's patch grid is padded
-    to an even side, unfolded 2 x 2 (4 x width channels per token) and projected by Linear-GELU-Linear; a learned
-    newline ends every row and a learned separator sits between the global view and the local tiles."""
-
-    def __init__(self, vit_width: int, out_dim: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(4 * vit_width, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
-        std = out_dim**-0.5  # DeepSeek-VL2 draws both embeddings as randn * 1/sqrt(n_embed)
-        self.newline = nn.Parameter(torch.randn(out_dim) * std)
-        self.separator = nn.Parameter(torch.randn(out_dim) * std)
-
-    def view_grids(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(V, g*g, C) ViT tokens -> (V, s, s, D) with s = ceil(g / 2)."""
-        v, n, c = tokens.shape
-        g = math.isqrt(n)
-        x = tokens.transpose(1, 2).reshape(v, c, g, g)
-        x = F.pad(x, (0, g % 2, 0, g % 2))  # 27 x 27 -> 28 x 28, zeros (DeepSeek-VL2's constant pad)
-        x = F.unfold(x, kernel_size=2, stride=2).transpose(1, 2)  # (V, s*s, 4C)
-        side = (g + g % 2) // 2
-        return self.mlp(x).reshape(v, side, side, -1)
-
-    def forward(self, tokens: torch.Tensor, grids: torch.Tensor) -> list[torch.Tensor]:
-        """Per image (grids: [columns, rows] each, views in order: thumbnail, then tiles row-major), its tokens:
-        s rows of (s + newline), the separator, then (rows * s) rows of (columns * s + newline)."""
-        views = self.view_grids(tokens)
-        side, dim = views.shape[1], views.shape[-1]
-        out, at = [], 0
-        for columns, rows in grids.tolist():
-            local = views[at + 1 : at + 1 + columns * rows]
-            glob = torch.cat([views[at], self.newline.expand(side, 1, dim).to(views.dtype)], dim=1)
-            local = local.reshape(rows, columns, side, side, dim).permute(0, 2, 1, 3, 4)
-            local = local.reshape(rows * side, columns * side, dim)
-            local = torch.cat([local, self.newline.expand(rows * side, 1, dim).to(views.dtype)], dim=1)
-            separator = self.separator[None].to(views.dtype)
-            out.append(torch.cat([glob.reshape(-1, dim), separator, local.reshape(-1, dim)]))
-            at += 1 + columns * rows
-        if at != len(views):
-            raise ValueError(f"{len(views)} views for grids that need {at}")
-        return out
 
 
 def rope(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
@@ -304,11 +194,17 @@ class VLM(nn.Module):
         self.vision = VisionEncoder(cfg.vision)
         self.decoder = HfDecoder(cfg.decoder) if cfg.decoder.hf_path else Decoder(cfg.decoder)
         if cfg.plan == "deepseek_vl2":
+            if cfg.connector != CONNECTORS[0]:
+                raise ConfigError(f"image_plan deepseek_vl2 brings its own connector; model.connector {cfg.connector}")
             self.connector = TileConnector(self.vision.width, self.decoder.n_embd)
-        elif cfg.plan == "qwen_vl":
-            self.adapter = CrossAttnAdapter(self.vision.width, self.decoder.n_embd, cfg.adapter)
+        elif cfg.plan == "qwen_vl":  # the attribute keeps the name `adapter`: checkpoints of issue 6 still load
+            self.adapter = make_connector(cfg.connector, self.vision.width, self.decoder.n_embd, cfg.adapter)
         else:
             raise ConfigError(f"image plan {cfg.plan!r} is not valid; valid: qwen_vl, deepseek_vl2")
+
+    def image_tokens(self, image_size: int) -> int:
+        """Slots one image fills under the qwen_vl plan at `image_size` px (the MLP keeps one token per patch)."""
+        return image_tokens(self.cfg.connector, (image_size // self.vision.patch) ** 2, self.cfg.adapter)
 
     def embed(
         self,
@@ -334,7 +230,7 @@ class VLM(nn.Module):
             embeds = embeds.clone()
             embeds[rows, cols] = torch.cat(per_image).to(embeds.dtype)
             return embeds
-        feats = self.adapter(self.vision(images))  # (n_images, Nq, D)
+        feats = self.adapter(self.vision(images))  # (n_images, image tokens, D)
         n_q = feats.shape[1]
         rows = image_slots[:, 0].repeat_interleave(n_q)
         cols = (image_slots[:, 1:2] + torch.arange(n_q, device=input_ids.device)).reshape(-1)

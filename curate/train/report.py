@@ -35,6 +35,16 @@ def eval_markdown(report: dict[str, Any]) -> str:
         "Mean-box IoU: the IoU of one constant box, the mean of the held-out target boxes, against each target.",
         "",
     ]
+    if report.get("sparse"):
+        keys = ("keep_ratio", "recycle", "schedule", "samples", "mean_iou", "mean_box_iou", "iou50", "decoder_flops")
+        lines += [
+            f"## SparseVLM: connector {report.get('connector')}, visual tokens pruned in the decoder",
+            "",
+            "| " + " | ".join(keys) + " |",
+            "|" + "---|" * len(keys),
+        ]
+        lines += ["| " + " | ".join(_cell(row.get(k)) for k in keys) + " |" for row in report["sparse"]]
+        lines.append("")
     for task, measures in report["tasks"].items():
         for example in measures.get("examples", []):
             lines += [

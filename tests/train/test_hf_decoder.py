@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from curate.format.tokenizer import ByteTokenizer
-from curate.train.model import VLM, AdapterConfig, DecoderConfig, VLMConfig
+from curate.train.connectors import AdapterConfig
+from curate.train.model import VLM, DecoderConfig, VLMConfig
 
 TOK = ByteTokenizer()
 N_Q = 4

@@ -7,15 +7,8 @@ import pytest
 import torch
 
 from curate.format.tokenizer import IGNORE, ByteTokenizer
-from curate.train.model import (
-    VLM,
-    AdapterConfig,
-    CrossAttnAdapter,
-    DecoderConfig,
-    VLMConfig,
-    attention_mask,
-    sincos_2d,
-)
+from curate.train.connectors import AdapterConfig, CrossAttnAdapter, sincos_2d
+from curate.train.model import VLM, DecoderConfig, VLMConfig, attention_mask
 
 TOK = ByteTokenizer()
 N_Q = 16

@@ -11,8 +11,9 @@ from PIL import Image
 
 from curate.format.image_plan import GRID_SIDE, deepseek_tokens, plan_image
 from curate.format.tokenizer import IGNORE, ByteTokenizer
+from curate.train.connectors import TileConnector
 from curate.train.data import Collator
-from curate.train.model import VLM, DecoderConfig, TileConnector, VLMConfig
+from curate.train.model import VLM, DecoderConfig, VLMConfig
 from curate.train.pixels import VIEW_PATCHES, ImageInput
 
 TOK = ByteTokenizer()

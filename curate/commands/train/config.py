@@ -13,8 +13,10 @@ from typing import Any
 from curate.core.config import build_dataclass, read_yaml
 from curate.core.errors import ConfigError
 from curate.format.image_plan import PLANS
-from curate.train.model import AdapterConfig, DecoderConfig, VisionConfig
+from curate.train.connectors import CONNECTORS, AdapterConfig
+from curate.train.model import DecoderConfig, VisionConfig
 from curate.train.optim import OptimConfig
+from curate.train.sparse import SparseConfig
 
 STAGE_IMAGE_SIZE = {1: 224, 2: 448, 3: 448}  # paper Table 8
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -24,9 +26,15 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    # qwen_resampler (Qwen-VL, the default), mlp2x_gelu (LLaVA), perceiver (Flamingo), qformer (BLIP-2): issue 19
+    connector: str = "qwen_resampler"
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)  # the connector's queries, heads, depth
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     tokenizer: str | None = None  # qwen_vl, bytes (None), or a local Hugging Face tokenizer folder
+
+    def __post_init__(self) -> None:
+        if self.connector not in CONNECTORS:
+            raise ConfigError(f"model.connector {self.connector!r} is not valid; valid: {', '.join(CONNECTORS)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +68,9 @@ class EvalConfig:
     batches: int = 50  # held-out batches read (at most) for the per-task loss and the generation samples
     generate: int = 16  # held-out samples per task (among those batches) for greedy generation
     max_new_tokens: int = 128
+    # SparseVLM at evaluation (issue 19): keep ratios of the visual tokens, with and/or without recycling; each
+    # (ratio, recycle) pair adds a row of generation measures and decoder FLOPs to the report. Empty = off.
+    sparse: SparseConfig = field(default_factory=SparseConfig)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +114,8 @@ class TrainConfig:
             raise ConfigError(f"stage {self.stage} is not valid; valid: 1, 2, 3 (paper Table 8)")
         if self.image_plan not in PLANS:
             raise ConfigError(f"image_plan {self.image_plan!r} is not valid; valid: {', '.join(PLANS)}")
+        if self.image_plan == "deepseek_vl2" and self.model.connector != CONNECTORS[0]:
+            raise ConfigError("image_plan deepseek_vl2 brings its own connector: leave model.connector unset")
         if self.precision not in PRECISIONS or self.device not in DEVICES:
             raise ConfigError(f"precision: {', '.join(PRECISIONS)}; device: {', '.join(DEVICES)}")
         if self.steps < 1 or self.grad_accum < 1 or self.log_interval < 1:

@@ -47,7 +47,7 @@ from curate.train.data import (
     split_holdout,
 )
 from curate.train.device import Dist, autocast_for, setup_distributed
-from curate.train.evaluate import generation_report, task_losses
+from curate.train.evaluate import generation_report, sparse_rows, task_losses
 from curate.train.model import VLM, VLMConfig
 from curate.train.optim import get_lr, make_optimizer
 from curate.train.pixels import VIEW_PATCHES, ImageInput
@@ -61,7 +61,12 @@ def build_model(cfg: TrainConfig) -> tuple[VLM, Tokenizer]:
     decoder = cfg.model.decoder
     tok = make_tokenizer(cfg.model.tokenizer or decoder.hf_path)  # an HF LM brings its own tokenizer by default
     decoder = dataclasses.replace(decoder, vocab_size=tok.vocab_size)
-    model = VLM(VLMConfig(vision=cfg.model.vision, adapter=cfg.model.adapter, decoder=decoder, plan=cfg.image_plan))
+    model = VLM(
+        VLMConfig(
+            vision=cfg.model.vision, adapter=cfg.model.adapter, decoder=decoder, plan=cfg.image_plan,
+            connector=cfg.model.connector,
+        )
+    )  # fmt: skip
     if cfg.stage == 1:  # Table 8: the LLM is frozen, ViT + adapter learn
         model.decoder.requires_grad_(False)
     if cfg.stage == 3:  # Table 8: the ViT is frozen, LLM + adapter learn
@@ -73,7 +78,7 @@ def image_input(cfg: TrainConfig, model: VLM) -> ImageInput:
     """Slots and pixels under the run's image plan; deepseek_vl2 views are resized so the ViT sees 27 x 27
     patches per view, as SigLIP does at 384 px."""
     view = VIEW_PATCHES * model.vision.patch
-    return ImageInput(cfg.image_plan, cfg.model.adapter.n_queries, cfg.image_size, view_size=view)
+    return ImageInput(cfg.image_plan, model.image_tokens(cfg.image_size), cfg.image_size, view_size=view)
 
 
 def make_data(
@@ -142,10 +147,17 @@ def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], It
         model, tok, {t: s for t, s in samples.items() if s}, vision=vision, max_new=cfg.eval.max_new_tokens,
         device=run["device"], autocast=run["autocast"],
     )  # fmt: skip
+    report: dict[str, Any] = {"connector": cfg.model.connector}
+    if cfg.eval.sparse.keep_ratios:
+        with run["autocast"]():
+            report["sparse"] = sparse_rows(
+                model, tok, [s for group in samples.values() for s in group], vision=vision, cfg=cfg.eval.sparse,
+                max_new=cfg.eval.max_new_tokens,
+            )  # fmt: skip
     model.train()
     for task, measures in generated.items():
         tasks.setdefault(task, {}).update(measures)
-    return {"tasks": dict(sorted(tasks.items()))}
+    return {**report, "tasks": dict(sorted(tasks.items()))}
 
 
 def log_line(step: int, result: dict[str, Any], lr: float, seconds: float) -> str:
