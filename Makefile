@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes train-plans demo test test-integration test-slow bench bench-peer lint fmt size clean
+.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes train-plans train-connectors demo test test-integration test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -81,6 +81,17 @@ train: mixture
 train-shapes: $(STAMP)
 	$(CURATE) build pipelines/build_shapes.yaml --overwrite
 	$(CURATE) train pipelines/train_shapes.yaml
+
+## Connectors (issue 19): each connector trained with equal steps on the shapes grounding set, the resampler and
+## MLP also evaluated with SparseVLM pruning; out/connectors/comparison.{json,md} (CPU, <= 30 min).
+CONNECTOR_RUN = $(CURATE) train pipelines/train_connectors.yaml --set model.connector=$(1) --out out/connectors/$(1) $(2)
+train-connectors: $(STAMP)
+	$(CURATE) build pipelines/build_shapes.yaml
+	$(call CONNECTOR_RUN,qwen_resampler)
+	$(call CONNECTOR_RUN,mlp2x_gelu)
+	$(call CONNECTOR_RUN,perceiver,--set 'eval.sparse.keep_ratios=[1.0]')
+	$(call CONNECTOR_RUN,qformer,--set 'eval.sparse.keep_ratios=[1.0]')
+	$(PY) -m curate.commands.train.connector_comparison $(addprefix out/connectors/,qwen_resampler mlp2x_gelu perceiver qformer) --out out/connectors
 
 ## Image plans (issue 18): the same model, steps and 768-1024 px OCR pages under qwen_vl and deepseek_vl2, then
 ## their held-out OCR loss and tokens per sample side by side in out/plans/comparison.{json,md} (CPU, ~45 min).
