@@ -187,3 +187,25 @@ def test_every_connector_runs_in_the_model_and_the_slots_match():
         ids = torch.tensor([enc.input_ids])
         embeds = model.embed(ids, torch.randn(1, 3, 64, 64), torch.tensor([[0, enc.slots[0]]]))
         assert embeds.shape == (1, n + 3, 32)
+
+
+def test_the_comparison_gathers_sparse_rows_and_refuses_unfinished_runs(tmp_path, capsys):
+    import json
+
+    from curate.commands.train.connector_comparison import main
+
+    row = {"keep_ratio": 1.0, "recycle": False, "mean_iou": 0.4, "mean_box_iou": 0.1, "iou50": 0.3}
+    for name, rows in (("a", [{**row, "decoder_flops": 10}, {**row, "keep_ratio": 0.25, "decoder_flops": 6}]),):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "eval_report.json").write_text(json.dumps({"connector": "mlp2x_gelu", "sparse": rows, "tasks": {}}))
+        (run / "_SUCCESS").write_text("")
+    assert main([str(tmp_path / "a"), "--out", str(tmp_path / "out")]) == 0
+    written = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert [(r["connector"], r["keep_ratio"], r["decoder_flops"]) for r in written] == [
+        ("mlp2x_gelu", 1.0, 10),
+        ("mlp2x_gelu", 0.25, 6),
+    ]
+    (tmp_path / "b").mkdir()
+    assert main([str(tmp_path / "b"), "--out", str(tmp_path / "out")]) == 2
+    assert "not a finished" in capsys.readouterr().err
