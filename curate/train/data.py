@@ -100,9 +100,10 @@ class Collator:
     def __init__(self, tokenizer: Tokenizer, images: ImageInput, seq_len: int) -> None:
         self.tok, self.vision, self.seq_len = tokenizer, images, seq_len
 
-    def encode(self, sample: dict[str, Any]) -> Encoded | None:
-        """The sample's ids and labels; None when the plan cannot count one of its images."""
-        slots = self.vision.slots(sample, image_spans(sample))
+    def encode(self, sample: dict[str, Any], spans: int | None = None) -> Encoded | None:
+        """The sample's ids and labels (`spans`: its image spans, when the caller counted them); None when the plan
+        cannot count one of its images."""
+        slots = self.vision.slots(sample, image_spans(sample) if spans is None else spans)
         if slots is None:
             return None
         if "conversation" in sample:
@@ -115,10 +116,11 @@ class Collator:
         for item in items:
             ids, labels, segments, positions = [], [], [], []
             for seg, sample in enumerate(item["samples"]):
-                if image_spans(sample) > len(sample["image_bytes"]):
+                spans = image_spans(sample)
+                if spans > len(sample["image_bytes"]):
                     skipped["image_missing"] += 1
                     continue
-                enc = self.encode(sample)
+                enc = self.encode(sample, spans)
                 if enc is None:
                     skipped["image_size_unknown"] += 1
                     continue

@@ -7,13 +7,12 @@ pruning (`eval.sparse`), per keep ratio with and without recycling.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from curate.core.atomic import write_bytes_atomic
+from curate.commands.train.comparison import compare_main
 from curate.core.errors import ConfigError
 
 COLUMNS = ("connector", "keep_ratio", "recycle", "mean_iou", "mean_box_iou", "iou50", "decoder_flops")
@@ -45,33 +44,12 @@ def run_rows(run: Path) -> list[dict[str, Any]]:
     ]
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "# Connectors and SparseVLM pruning on the shapes grounding set",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    lines += ["| " + " | ".join("-" if row[c] is None else str(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m curate.commands.train.connector_comparison", description=__doc__)
-    parser.add_argument("runs", nargs="+", type=Path, help="finished curate train run folders")
-    parser.add_argument("--out", type=Path, required=True, help="folder for comparison.json and comparison.md")
-    args = parser.parse_args(argv)
-    try:
-        rows = [row for run in args.runs if run.is_dir() for row in run_rows(run)]
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(args.out / "comparison.json", json.dumps(rows, indent=2).encode())
-    write_bytes_atomic(args.out / "comparison.md", markdown(rows).encode())
-    print(markdown(rows), end="")
-    print(f"-> {args.out / 'comparison.json'}")
-    return 0
+    return compare_main(
+        argv, module="curate.commands.train.connector_comparison", doc=__doc__,
+        title="Connectors and SparseVLM pruning on the shapes grounding set", columns=COLUMNS,
+        rows_of=lambda runs: [row for run in runs if run.is_dir() for row in run_rows(run)],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -7,15 +7,14 @@ steps, and the tokens per held-out sample and per image as the run's own collato
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
+from curate.commands.train.comparison import compare_main
 from curate.commands.train.config import load_train
-from curate.core.atomic import write_bytes_atomic
 from curate.core.errors import ConfigError
 from curate.format.tokenizer import make_tokenizer
 from curate.train.data import Collator, find_shards, read_shards, split_holdout
@@ -66,35 +65,18 @@ def run_row(run: Path) -> dict[str, Any]:
     }
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "# Image plans: held-out OCR loss with the same decoder and steps",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    lines += ["| " + " | ".join(str(row[c]) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def _rows(runs: list[Path]) -> list[dict[str, Any]]:
+    rows = [run_row(run) for run in runs]
+    if len({(r["steps"], r["heldout_ocr_tokens"]) for r in rows}) > 1:
+        print("warning: the runs differ in steps or held-out OCR tokens: not a like-for-like comparison")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m curate.commands.train.plan_comparison", description=__doc__)
-    parser.add_argument("runs", nargs="+", type=Path, help="finished curate train run folders")
-    parser.add_argument("--out", type=Path, required=True, help="folder for comparison.json and comparison.md")
-    args = parser.parse_args(argv)
-    try:
-        rows = [run_row(run) for run in args.runs]
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if len({(r["steps"], r["heldout_ocr_tokens"]) for r in rows}) > 1:
-        print("warning: the runs differ in steps or held-out OCR tokens: not a like-for-like comparison")
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(args.out / "comparison.json", json.dumps(rows, indent=2).encode())
-    write_bytes_atomic(args.out / "comparison.md", markdown(rows).encode())
-    print(markdown(rows), end="")
-    print(f"-> {args.out / 'comparison.json'}")
-    return 0
+    return compare_main(
+        argv, module="curate.commands.train.plan_comparison", doc=__doc__,
+        title="Image plans: held-out OCR loss with the same decoder and steps", columns=COLUMNS, rows_of=_rows,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
