@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes train-plans train-connectors demo test test-integration test-slow bench bench-peer lint fmt size clean
+.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes train-plans train-connectors langid-eval demo test test-integration test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -100,6 +100,13 @@ train-plans: $(STAMP) fonts
 	$(CURATE) train pipelines/train_docs.yaml --set image_plan=qwen_vl --out out/plans/qwen_vl
 	$(CURATE) train pipelines/train_docs.yaml --set image_plan=deepseek_vl2 --out out/plans/deepseek_vl2
 	$(PY) -m curate.commands.train.plan_comparison out/plans/qwen_vl out/plans/deepseek_vl2 --out out/plans
+
+## Language ID (issue 22): lid.176, its variants, the English vocabulary, CLD2, langid.py, Lingua and the chosen
+## default side by side on the labelled captions (tests/data/langid): precision, recall and us per caption on the
+## tune and test rows; out/langid/comparison.{json,md} (about a minute). Installs the other packages first.
+langid-eval: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,langid-eval]'
+	$(PY) -m curate.commands.bench.langid --out out/langid
 
 ## Offline, CPU-only tests in three tiers (issue 16): the fast tier (unit and small integration, a few minutes),
 ## the end-to-end chains (demo filter run, build, mix, training, notebooks, report pages; each built once), and

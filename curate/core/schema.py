@@ -32,6 +32,7 @@ LEDGER_SCHEMA = pa.schema(
         ("caption_alpha_ratio", pa.float64()),  # letters / non-space characters of the cleaned caption
         ("lang", pa.string()),  # fastText lid.176 label
         ("lang_score", pa.float64()),
+        ("lang_en_share", pa.float64()),  # share of the caption's words that are common English words (issue 22)
         ("clip_score", pa.float64()),  # cosine similarity of image and caption embeddings
         ("image_sha256", pa.string()),  # dedup_exact: sha256 of the image bytes as stored
         ("pixel_sha256", pa.string()),  # dedup_exact with pixels: sha256 of the decoded pixels and size

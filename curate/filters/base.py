@@ -45,6 +45,11 @@ def numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
 
+def captions(rows: Batch) -> pd.Series:
+    """The caption a filter reads: cleaned by `caption_text` when that filter ran before, else as given."""
+    return rows["caption"] if "caption" in rows.columns else rows["caption_raw"]
+
+
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from curate.core.errors import ConfigError
-from curate.filters.base import Batch, Filter, numeric
+from curate.filters.base import Batch, Filter, captions, numeric
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ClipScore(Filter):
             self.setup()
         scores = np.full(len(rows), np.nan)
         embeddings: list[bytes | None] = [None] * len(rows)
-        records = list(zip(rows["image_path"], rows["image_member"], rows["caption"], strict=True))
+        records = list(zip(rows["image_path"], rows["image_member"], captions(rows), strict=True))
         for start in range(0, len(records), self.batch_size):
             part = records[start : start + self.batch_size]
             scores[start : start + len(part)], embeddings[start : start + len(part)] = self._score_batch(part)

@@ -24,6 +24,7 @@ SCORE_FORMATS = {
     "clip_score": "clip {:.3f}",
     "lang": "lang {}",
     "lang_score": "{:.2f}",
+    "lang_en_share": "{:.2f}",
     "aspect_ratio": "aspect {:.2f}",
 }
 
