@@ -78,7 +78,13 @@ def test_laion_rows_get_text_and_language_verdicts(shared_data, language):
 
 
 def test_vocabulary_keeps_english_titles_that_lid176_misreads(language):
-    titles = ["Budweiser Personal Checks", "Mini Crop Top", "Bananas Foster Parfaits", "Hardcover Journal", "PASSWORD GENERATOR ICON"]
+    titles = [
+        "Budweiser Personal Checks",
+        "Mini Crop Top",
+        "Bananas Foster Parfaits",
+        "Hardcover Journal",
+        "PASSWORD GENERATOR ICON",
+    ]
     out = language(make_batch(caption=titles))
     assert out["reject_reason"].tolist() == [None] * len(titles)
     assert (out["lang_en_share"] >= 0.6).all()
@@ -87,7 +93,9 @@ def test_vocabulary_keeps_english_titles_that_lid176_misreads(language):
 
 
 def test_one_japanese_word_in_an_english_title_is_tolerated_a_russian_caption_is_not(language):
-    out = language(make_batch(caption=["Golden Gate Bridge in San Francisco during sunset — ストック写真", "Кроссовки Nike"]))
+    out = language(
+        make_batch(caption=["Golden Gate Bridge in San Francisco during sunset — ストック写真", "Кроссовки Nike"])
+    )
     assert out["reject_reason"].tolist() == [None, "language"]
     assert out["lang"].iloc[0] != "zh"  # kana: never the Han rule's Chinese
 
