@@ -43,7 +43,9 @@ class RayConfig:
     address: str | None = None
     num_cpus: int | None = None
     # Rows per Ray task for the model-free filters (chained in one task); CLIP batches are clip_score.batch_size.
-    batch_rows: int = 10000
+    # Each task has a fixed cost (scheduling, block bundling, output metadata) that 10,000-row tasks did not
+    # amortize (`curate bench` P2, issue 20); 50,000 rows of metadata are a few MB.
+    batch_rows: int = 50000
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1:

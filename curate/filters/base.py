@@ -159,3 +159,8 @@ class FilterChain:
         for f in self.filters:
             batch = f.apply(batch)
         return conform(batch)
+
+    def on_arrow(self, table: pa.Table) -> pa.Table:
+        """The chain on an Arrow batch (the Ray stage's format): one conversion to pandas and back here, because
+        Ray sizing a pandas block with Python string columns cost more than the conversion (bench P2)."""
+        return pa.Table.from_pandas(self(table.to_pandas()), preserve_index=False)

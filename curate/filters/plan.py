@@ -20,11 +20,15 @@ class FilterActor:
         return self.filt(batch)
 
 
-def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch_rows: int = 10000):  # noqa: ANN201
+def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch_rows: int = 50000):  # noqa: ANN201
     """The Ray Data plan (a ray.data.Dataset): (probe local images) -> filters in config order (cheap ones
     should come first, so CLIP sees only their survivors). Consecutive model-free filters share one task."""
     import ray
 
+    # Ray Data reserves a share of the cluster for each operator by default; on a 2-CPU machine that left the
+    # model-free filter stage one task at a time (its other CPU held back), measured in `curate bench` P2. The
+    # model stages are actor pools of a fixed size, which hold their CPUs whatever the reservation says.
+    ray.data.DataContext.get_current().op_resource_reservation_enabled = False
     ds = ray.data.from_arrow(raw)
     if local:
         ds = ds.map_batches(probe_local_images, batch_format="pandas", batch_size=64)
@@ -32,7 +36,7 @@ def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch
     for stage in filter_stages(filters):
         f = stage[0]
         if not f.uses_model:
-            ds = ds.map_batches(FilterChain(stage), batch_format="pandas", batch_size=batch_rows)
+            ds = ds.map_batches(FilterChain(stage).on_arrow, batch_format="pyarrow", batch_size=batch_rows)
             continue
         ds = ds.map_batches(
             FilterActor,
