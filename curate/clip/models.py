@@ -6,6 +6,7 @@ missing checkpoint fails in seconds with a message that says what to do instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -65,12 +66,13 @@ def check_weights(model: str, pretrained: str | None) -> None:
         ) from None
 
 
-def check_weights_in_child(model: str, pretrained: str | None) -> None:
-    """`check_weights` in a fresh interpreter, for drivers that never load the model themselves.
+def check_weights_in_child(model: str, pretrained: str | None) -> dict[str, Any]:
+    """`check_weights` in a fresh interpreter, for drivers that never load the model themselves; returns the
+    model's image preprocessing (`preprocess_config`), which the CPU pixel stage needs without the model.
 
     Why: importing open_clip imports torch (a CUDA build here): ~0.9 GiB of RSS that a Python process never
     gives back. The `curate filter` driver held it through the whole run beside the CLIP worker's own copy,
-    and issue 8's 4 GiB bound failed in CI. Costs one interpreter start (~3 s)."""
+    and issue 8's 4 GiB bound failed in CI. Costs one interpreter start and a model load on the CPU."""
     proc = subprocess.run(
         [sys.executable, "-m", "curate.clip.models", model, pretrained or ""],
         capture_output=True,
@@ -81,6 +83,12 @@ def check_weights_in_child(model: str, pretrained: str | None) -> None:
         raise ConfigError(proc.stdout.strip())
     if proc.returncode != 0:
         raise RuntimeError(f"checking the CLIP weights failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def preprocess_config(clip: Any) -> dict[str, Any]:
+    """open_clip's image preprocessing of a loaded model as JSON-able values (open_clip.transform.PreprocessCfg)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(clip.visual.preprocess_cfg).items()}
 
 
 def load_clip(model: str, pretrained: str | None, device: str) -> tuple[Any, Any, Any]:
@@ -118,3 +126,5 @@ if __name__ == "__main__":  # python -m curate.clip.models MODEL PRETRAINED (see
     except ConfigError as err:
         print(err)
         sys.exit(CONFIG_ERROR_EXIT)
+    loaded, _, _ = load_clip(sys.argv[1], sys.argv[2] or None, "cpu")
+    print(json.dumps(preprocess_config(loaded)))

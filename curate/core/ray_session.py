@@ -26,7 +26,7 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
+    env = worker_env()
     address = cluster_address(address)
     try:
         ray.init(
@@ -46,6 +46,11 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def worker_env() -> dict[str, str]:
+    """The WORKER_ENV variables the driver has, for a runtime_env."""
+    return {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
 
 
 def cluster_address(address: str | None) -> str | None:

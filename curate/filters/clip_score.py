@@ -14,6 +14,7 @@ import pandas as pd
 
 from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter, captions, numeric
+from curate.filters.clip_pixels import PIXELS, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class ClipScore(Filter):
     def preflight(self) -> None:
         from curate.clip.models import check_weights_in_child, looks_like_path
 
-        check_weights_in_child(self.model, self.pretrained)  # the driver never imports torch (issue 8's bound)
+        # The driver never imports torch (issue 8's bound); the child also says how the model preprocesses, for the
+        # CPU pixel stage (curate.filters.clip_pixels). An attribute, not a config field: not part of the identity.
+        self.pixel_cfg = check_weights_in_child(self.model, self.pretrained)
         if self.pretrained and looks_like_path(self.pretrained):  # Ray workers on other nodes have another cwd
             self.pretrained = str(Path(self.pretrained).resolve())
 
@@ -57,7 +60,7 @@ class ClipScore(Filter):
     def setup(self) -> None:
         import torch
 
-        from curate.clip.models import load_clip
+        from curate.clip.models import load_clip, preprocess_config
         from curate.core.images import TarReader
 
         device = self.device
@@ -70,6 +73,11 @@ class ClipScore(Filter):
         self._tars = TarReader()
         image_size = self._model.visual.image_size
         self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
+        cfg = getattr(self, "pixel_cfg", None)
+        if cfg is not None and cfg != preprocess_config(self._model):  # the pixel stage must match this model
+            raise RuntimeError(
+                f"clip_score: the pixel stage prepared {cfg}, the model loads {preprocess_config(self._model)}"
+            )
 
     def cpu_threads(self) -> int:
         return self.threads or max(1, len(os.sched_getaffinity(0)) // self.concurrency)
@@ -79,26 +87,37 @@ class ClipScore(Filter):
             self.setup()
         scores = np.full(len(rows), np.nan)
         embeddings: list[bytes | None] = [None] * len(rows)
-        records = list(zip(rows["image_path"], rows["image_member"], captions(rows), strict=True))
+        ready = PIXELS in rows.columns  # the pixel stage ran (Ray plan); else read and decode here
+        firsts = rows[PIXELS] if ready else rows["image_path"]
+        records = list(zip(firsts, rows["image_member"], captions(rows), strict=True))
         for start in range(0, len(records), self.batch_size):
             part = records[start : start + self.batch_size]
-            scores[start : start + len(part)], embeddings[start : start + len(part)] = self._score_batch(part)
+            batch = self._score_ready(part) if ready else self._score_batch(part)
+            scores[start : start + len(part)], embeddings[start : start + len(part)] = batch
         columns: dict[str, Any] = {"clip_score": scores}
         if self.save_embeddings:
             columns["clip_embedding"] = embeddings  # float16 bytes: a plain binary column through Ray's blocks
         return pd.DataFrame(columns, index=rows.index)
 
     def _score_batch(self, records: list[tuple[Any, Any, Any]]) -> tuple[np.ndarray, list[bytes | None]]:
-        out = np.full(len(records), np.nan)
-        embeddings: list[bytes | None] = [None] * len(records)
+        """Read, decode, preprocess and score in this process (the filter called directly, or a model whose
+        preprocessing the pixel stage does not reproduce)."""
         datas = [self._read(path, member) for path, member, _ in records]  # the tar index cache is not thread-safe
-        # One thread: decoding these JPEGs on a 2-thread pool was no faster (measured for issue 9; PIL's Python-side
-        # open, EXIF and convert steps hold the GIL). More decode throughput means more actors (`concurrency`).
         pixels = [self._pixels(data, record[:2]) for data, record in zip(datas, records, strict=True)]
         where = [i for i, p in enumerate(pixels) if p is not None]
+        return self._scored(records, where, lambda: torch_stack([pixels[i] for i in where]))
+
+    def _score_ready(self, records: list[tuple[Any, Any, Any]]) -> tuple[np.ndarray, list[bytes | None]]:
+        """Score rows whose pixels the pixel stage prepared (None: the image did not read or decode)."""
+        where = [i for i, (pixels, _, _) in enumerate(records) if isinstance(pixels, bytes)]
+        return self._scored(records, where, lambda: to_tensor([records[i][0] for i in where], self.pixel_cfg))
+
+    def _scored(self, records: list, where: list[int], images: Any) -> tuple[np.ndarray, list[bytes | None]]:
+        out = np.full(len(records), np.nan)
+        embeddings: list[bytes | None] = [None] * len(records)
         if where:
             texts = [c if isinstance(c, str) else "" for c in (records[i][2] for i in where)]  # NA: missing caption
-            out[where], features = self._similarity([pixels[i] for i in where], texts)
+            out[where], features = self._similarity(images(), texts)
             for i, vector in zip(where, features.astype(np.float16), strict=True):
                 embeddings[i] = vector.tobytes()
         return out, embeddings
@@ -127,12 +146,12 @@ class ClipScore(Filter):
             )
             return None
 
-    def _similarity(self, pixels: list[Any], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine similarities, and the unit image embeddings."""
+    def _similarity(self, images: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities, and the unit image embeddings, of a (N, 3, H, W) float batch and N captions."""
         import torch
 
         with torch.inference_mode(), torch.autocast(self._device, enabled=self._device == "cuda"):
-            image_features = self._model.encode_image(torch.stack(pixels).to(self._device), normalize=True)
+            image_features = self._model.encode_image(images.to(self._device), normalize=True)
             text_features = self._model.encode_text(self._tokenizer(texts).to(self._device), normalize=True)
             similarity = (image_features.float() * text_features.float()).sum(dim=-1)
         return similarity.cpu().numpy(), image_features.float().cpu().numpy()
@@ -156,9 +175,27 @@ class ClipScore(Filter):
             out[part] = features
         return out if out is not None else np.full((len(datas), 1), np.nan, np.float32)
 
+    def pixel_stage(self) -> Any:
+        """The CPU pixel stage for this model (curate.filters.clip_pixels), or None when the model's preprocessing
+        is a kind it does not reproduce (or preflight has not run): the actor then decodes itself."""
+        from curate.filters.clip_pixels import ClipPixels, supported
+
+        cfg = getattr(self, "pixel_cfg", None)
+        return (
+            ClipPixels(cfg, int(cfg["size"][0] if isinstance(cfg["size"], list) else cfg["size"]))
+            if supported(cfg)
+            else None
+        )
+
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [
             "image:decode_error" if math.isnan(score) else ("clip_score" if score < self.min_score else None)
             for score in numeric(rows["clip_score"])
         ]
         return pd.Series(reasons, index=rows.index, dtype=object)
+
+
+def torch_stack(tensors: list[Any]) -> Any:
+    import torch
+
+    return torch.stack(tensors)

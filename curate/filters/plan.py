@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from curate.core.ray_session import worker_env
 from curate.filters.base import Filter, FilterChain
+from curate.filters.clip_pixels import PIXELS
+from curate.filters.clip_score import ClipScore
 from curate.ledger.local_images import probe_local_images
+
+PIXEL_ROWS = 256  # rows per pixel-stage task: its fixed cost spread over more than one model batch
 
 
 class FilterActor:
@@ -16,8 +21,11 @@ class FilterActor:
         self.filt = filt
         filt.setup()
 
-    def __call__(self, batch):  # noqa: ANN001, ANN204 - Ray batch in, batch out
-        return self.filt(batch)
+    def __call__(self, table: pa.Table) -> pa.Table:
+        """An Arrow batch in and out, converted here: Ray sizing pandas blocks of Python bytes (the pixels) cost
+        more than the conversion (bench P1). The pixels stop here."""
+        batch = self.filt(table.to_pandas())
+        return pa.Table.from_pandas(batch.drop(columns=[PIXELS], errors="ignore"), preserve_index=False)
 
 
 def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch_rows: int = 50000):  # noqa: ANN201
@@ -38,13 +46,20 @@ def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch
         if not f.uses_model:
             ds = ds.map_batches(FilterChain(stage).on_arrow, batch_format="pyarrow", batch_size=batch_rows)
             continue
+        pixels = f.pixel_stage() if isinstance(f, ClipScore) else None
+        if pixels is not None:  # decode + resize in tasks over all cores; the actor gets ready pixels (issue 20)
+            ds = ds.map_batches(pixels.on_arrow, batch_format="pyarrow", batch_size=max(f.batch_size, PIXEL_ROWS))
         ds = ds.map_batches(
             FilterActor,
             fn_constructor_kwargs={"filt": f},
-            batch_format="pandas",
-            batch_size=f.batch_size,
+            batch_format="pyarrow",
+            # Ray batches of several model batches (the filter loops over batch_size itself): fewer hand-offs
+            batch_size=max(f.batch_size, PIXEL_ROWS),
             compute=ray.data.ActorPoolStrategy(size=f.concurrency),
             num_gpus=f.num_gpus(gpus),
+            # torch's OpenMP threads spin between ops by default, taking the cores the pixel tasks decode on; passive
+            # waiting roughly doubled the tiny CLIP stage on 2 cores (bench P1, issue 20)
+            runtime_env={"env_vars": {**worker_env(), "OMP_WAIT_POLICY": "PASSIVE"}},
         )
     return ds
 

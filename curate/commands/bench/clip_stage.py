@@ -42,8 +42,10 @@ def random_checkpoint(model: str, folder: Path) -> str:
     return str(path)
 
 
-def clip_filter(template: ClipScore, model: str, pretrained: str) -> ClipScore:
-    filt = dataclasses.replace(template, model=model, pretrained=pretrained, min_score=-1.0, skip=False)
+def clip_filter(template: ClipScore, model: str, pretrained: str, device: str) -> ClipScore:
+    """The configured filter with the case's model, scoring everything; preflight last (it sets what
+    dataclasses.replace would drop: the pixel stage's preprocessing)."""
+    filt = dataclasses.replace(template, model=model, pretrained=pretrained, device=device, min_score=-1.0, skip=False)
     filt.preflight()
     return filt
 
@@ -131,7 +133,7 @@ def stage_profile(filt: ClipScore, samples: pa.Table, batches: int) -> dict[str,
             pixels = [worker._pixels(data, record[:2]) for data, record in zip(datas, part, strict=True)]
             t2 = time.perf_counter()
             decoded = [i for i, p in enumerate(pixels) if p is not None]
-            worker._similarity([pixels[i] for i in decoded], [part[i][2] or "" for i in decoded])
+            worker._similarity(torch.stack([pixels[i] for i in decoded]), [part[i][2] or "" for i in decoded])
             t3 = time.perf_counter()
             for key, dt in zip(spent, (t1 - t0, t2 - t1, t3 - t2), strict=True):
                 spent[key] += dt
@@ -141,6 +143,34 @@ def stage_profile(filt: ClipScore, samples: pa.Table, batches: int) -> dict[str,
         torch.set_num_threads(threads_before)
 
 
+_DECODE_JOB: tuple = ()  # (pixel stage, table): set before the fork, so the children inherit it
+
+
+def _decode_job(_: int) -> int:
+    stage, table = _DECODE_JOB
+    return stage.on_arrow(table).column("clip_pixels").null_count
+
+
+def decode_rate(filt: ClipScore, samples: pa.Table, cores: int) -> float:
+    """D: samples/s of the pixel stage's work (read, decode, resize, crop) on all cores: `cores` forked processes
+    each doing all of `samples`, timed together. NaN when the model's preprocessing has no pixel stage."""
+    import multiprocessing
+
+    global _DECODE_JOB
+    stage = filt.pixel_stage()
+    if stage is None:
+        return float("nan")
+    _DECODE_JOB = (stage, samples)
+    stage.on_arrow(samples.slice(0, 8))  # imports and the tar index, before the fork
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        pool.map(_decode_job, range(cores))  # warm the children
+        started = time.perf_counter()
+        pool.map(_decode_job, range(cores))
+        elapsed = time.perf_counter() - started
+    _DECODE_JOB = ()
+    return cores * samples.num_rows / elapsed
+
+
 def devices() -> list[str]:
     """CPU always; CUDA too when this machine has a GPU (issue 9: "Report CPU; GPU when available")."""
     import torch
@@ -148,9 +178,9 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def bench_clip(case, template: ClipScore, samples: pa.Table, models_dir: Path, device: str) -> Figure:  # noqa: ANN001
+def bench_clip(case, template: ClipScore, samples: pa.Table, models_dir: Path, device: str) -> list[Figure]:  # noqa: ANN001
     pretrained = case.pretrained or random_checkpoint(case.model, models_dir)
-    filt = dataclasses.replace(clip_filter(template, case.model, pretrained), device=device)
+    filt = clip_filter(template, case.model, pretrained, device)
     needed = max(case.samples, 4 * filt.batch_size)
     picked = samples.take(pa.array([i % samples.num_rows for i in range(needed)]))
     picked = picked.append_column("caption", picked.column("caption_raw"))  # as if caption_text ran before
@@ -163,9 +193,14 @@ def bench_clip(case, template: ClipScore, samples: pa.Table, models_dir: Path, d
     # 10% between runs, and a drift between the raw and the stage measurement would bias the ratio.
     raw_after = raw_forward(filt, picked, case.raw_batches)
     raw = 2 / (1 / raw_before + 1 / raw_after)  # the rate over both measurements' time
+    cores = max(1, filt.cpu_threads() * filt.concurrency) if device == "cpu" else 1
+    decode = decode_rate(filt, picked.slice(0, min(picked.num_rows, 4 * filt.batch_size)), cores)
+    # Issue 20: with decode and forward sharing the same cores, the best a pipeline can do is one sample's decode
+    # plus its forward per sample: 1 / (1/F + 1/D) (F = forward on all cores, D = decode on all cores).
+    bound = 1 / (1 / raw + 1 / decode) if device == "cpu" and math.isfinite(decode) else float("nan")
     weights = "random-init weights (throughput only)" if case.pretrained is None else f"weights {case.pretrained}"
     unmeasured = not math.isfinite(stage["samples_per_s"]) or stage["samples_per_s"] <= 0
-    return Figure(
+    figure = Figure(
         part="P1",
         measure=f"CLIP stage, {case.model}, {device}, batch {filt.batch_size}",
         value=None if unmeasured else stage["samples_per_s"],
@@ -183,8 +218,27 @@ def bench_clip(case, template: ClipScore, samples: pa.Table, models_dir: Path, d
             "weights": weights,
             **{k: round(v, 2) for k, v in stage.items()},
             "profile": profile,
+            "forward_rate": round(raw, 2),  # F
+            "decode_rate": None if not math.isfinite(decode) else round(decode, 2),  # D, on `cores` processes
+            "decode_processes": cores,
+            "shared_core_bound": None if not math.isfinite(bound) else round(bound, 2),
         },
     )
+    if not math.isfinite(bound):
+        return [figure]
+    return [
+        figure,
+        Figure(
+            part="P1",
+            measure=f"CLIP stage, {case.model}, {device}, vs decode + forward sharing {cores} cores",
+            value=figure.value,
+            unit="samples/s",
+            baseline=bound,
+            baseline_name="1/(1/F + 1/D), F forward and D decode on all cores",
+            goal=0.8,
+            details={"forward_rate": round(raw, 2), "decode_rate": round(decode, 2), "cores": cores},
+        ),
+    ]
 
 
 def clip_template(filters: tuple) -> ClipScore:

@@ -104,7 +104,7 @@ def _clip_figures(cfg: BenchConfig, run_cfg, images, work: Path) -> list[Figure]
     from curate.commands.bench.clip_stage import bench_clip, clip_template, devices
 
     template = clip_template(run_cfg.filters)
-    return [bench_clip(case, template, images, work / "models", d) for case in cfg.clip for d in devices()]
+    return [f for case in cfg.clip for d in devices() for f in bench_clip(case, template, images, work / "models", d)]
 
 
 def _demo_dir(cfg: BenchConfig) -> Path:
