@@ -98,6 +98,7 @@ def bench_metadata(cfg: FilterRunConfig, n: int, cores: int) -> Figure:
         unit="rows/s/core",
         baseline=chain,
         baseline_name="same filters in-process, 1 core",
+        goal=0.75,  # issue 20
         details={
             "rows": n,
             "cores": cores,
