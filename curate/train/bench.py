@@ -79,7 +79,9 @@ def run(preset_name: str, steps: int, warmup: int) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = build(preset).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05, fused=device == "cuda"
+    )
     batch = synthetic_batch(model, preset, device)
     timings = []
     for step in range(warmup + steps):

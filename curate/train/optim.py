@@ -58,7 +58,9 @@ def make_optimizer(model: VLM, cfg: OptimConfig) -> torch.optim.AdamW:
             (scale, decay), {"params": [], "lr_scale": scale, "weight_decay": cfg.weight_decay if decay else 0.0}
         )
         group["params"].append(p)
-    return torch.optim.AdamW(list(groups.values()), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    # The fused kernel (one launch for every tensor, issue 20) where every parameter is on a GPU; the same update.
+    fused = all(p.is_cuda for group in groups.values() for p in group["params"])
+    return torch.optim.AdamW(list(groups.values()), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused)
 
 
 def get_lr(step: int, cfg: OptimConfig, total: int) -> float:
