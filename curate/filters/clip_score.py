@@ -14,9 +14,10 @@ import pandas as pd
 
 from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter, captions, numeric
-from curate.filters.clip_pixels import PIXELS, to_tensor
+from curate.filters.clip_pixels import IMAGE_BYTES, PIXELS, to_tensor
 
 log = logging.getLogger(__name__)
+DECODES = ("cpu", "device")
 
 
 @dataclass(kw_only=True)
@@ -37,11 +38,18 @@ class ClipScore(Filter):
     # Keep each image's embedding (float16, unit length) in <out>/embeddings/part-*.parquet, beside the ledger:
     # dedup_semantic reads them, and users want them by themselves (as clip-retrieval gives them).
     save_embeddings: bool = False
+    # Where images are decoded (issue 20): cpu = Ray tasks over every core read, decode, resize and crop, and the
+    # actor gets ready pixels; device = the tasks only read, and the actor decodes JPEGs in batches on its device
+    # (nvJPEG on a GPU) and resizes there, other formats and refused JPEGs on the CPU as before
+    # (curate.filters.clip_device). Scores differ slightly between the two (full-size decode, antialiased resize).
+    decode: str = "cpu"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.threads < 0:
             raise ConfigError("clip_score.threads must be >= 0 (0 = the worker's CPUs / concurrency)")
+        if self.decode not in DECODES:
+            raise ConfigError(f"clip_score.decode {self.decode!r} is not valid; valid: {', '.join(DECODES)}")
 
     def preflight(self) -> None:
         from curate.clip.models import check_weights_in_child, looks_like_path
@@ -49,6 +57,8 @@ class ClipScore(Filter):
         # The driver never imports torch (issue 8's bound); the child also says how the model preprocesses, for the
         # CPU pixel stage (curate.filters.clip_pixels). An attribute, not a config field: not part of the identity.
         self.pixel_cfg = check_weights_in_child(self.model, self.pretrained)
+        if self.decode == "device":
+            device_decode_supported(self.pixel_cfg)
         if self.pretrained and looks_like_path(self.pretrained):  # Ray workers on other nodes have another cwd
             self.pretrained = str(Path(self.pretrained).resolve())
 
@@ -71,6 +81,12 @@ class ClipScore(Filter):
             torch.set_num_threads(self.cpu_threads())
         self._model, self._preprocess, self._tokenizer = load_clip(self.model, self.pretrained, device)
         self._tars = TarReader()
+        self._decoder = None
+        if self.decode == "device":
+            from curate.filters.clip_device import DeviceDecoder
+
+            cfg = device_decode_supported(preprocess_config(self._model))
+            self._decoder = DeviceDecoder(cfg, device, lambda data: self._pixels(data, ("bytes", None)))
         image_size = self._model.visual.image_size
         self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
         cfg = getattr(self, "pixel_cfg", None)
@@ -87,12 +103,19 @@ class ClipScore(Filter):
             self.setup()
         scores = np.full(len(rows), np.nan)
         embeddings: list[bytes | None] = [None] * len(rows)
-        ready = PIXELS in rows.columns  # the pixel stage ran (Ray plan); else read and decode here
-        firsts = rows[PIXELS] if ready else rows["image_path"]
+        # the Ray plan's pixel stage prepared pixels (decode: cpu) or read the bytes (decode: device); called
+        # directly, the filter reads (and decodes) here
+        staged = PIXELS if PIXELS in rows.columns else IMAGE_BYTES if IMAGE_BYTES in rows.columns else None
+        firsts = rows[staged] if staged else rows["image_path"]
         records = list(zip(firsts, rows["image_member"], captions(rows), strict=True))
         for start in range(0, len(records), self.batch_size):
             part = records[start : start + self.batch_size]
-            batch = self._score_ready(part) if ready else self._score_batch(part)
+            if staged == PIXELS:
+                batch = self._score_ready(part)
+            elif self._decoder is not None:
+                batch = self._score_on_device(part, read=staged is None)
+            else:
+                batch = self._score_batch(part)
             scores[start : start + len(part)], embeddings[start : start + len(part)] = batch
         columns: dict[str, Any] = {"clip_score": scores}
         if self.save_embeddings:
@@ -110,7 +133,17 @@ class ClipScore(Filter):
     def _score_ready(self, records: list[tuple[Any, Any, Any]]) -> tuple[np.ndarray, list[bytes | None]]:
         """Score rows whose pixels the pixel stage prepared (None: the image did not read or decode)."""
         where = [i for i, (pixels, _, _) in enumerate(records) if isinstance(pixels, bytes)]
-        return self._scored(records, where, lambda: to_tensor([records[i][0] for i in where], self.pixel_cfg))
+        pixels = [records[i][0] for i in where]
+        return self._scored(records, where, lambda: to_tensor(pixels, self.pixel_cfg, self._device))
+
+    def _score_on_device(self, records: list[tuple[Any, Any, Any]], read: bool) -> tuple[np.ndarray, list]:
+        """Score rows from their image bytes (read here when `read`), decoded by the device decoder."""
+        if read:
+            datas = [self._read(path, member) for path, member, _ in records]
+        else:
+            datas = [first if isinstance(first, bytes) else None for first, _, _ in records]
+        where, images = self._decoder(datas)
+        return self._scored(records, where, lambda: images)
 
     def _scored(self, records: list, where: list[int], images: Any) -> tuple[np.ndarray, list[bytes | None]]:
         out = np.full(len(records), np.nan)
@@ -150,6 +183,8 @@ class ClipScore(Filter):
         """Cosine similarities, and the unit image embeddings, of a (N, 3, H, W) float batch and N captions."""
         import torch
 
+        if self._device.startswith("cuda") and images.device.type == "cpu":  # a CPU-preprocessed batch
+            images = images.pin_memory().to(self._device, non_blocking=True)
         with torch.inference_mode(), torch.autocast(self._device, enabled=self._device == "cuda"):
             image_features = self._model.encode_image(images.to(self._device), normalize=True)
             text_features = self._model.encode_text(self._tokenizer(texts).to(self._device), normalize=True)
@@ -182,7 +217,9 @@ class ClipScore(Filter):
 
         cfg = getattr(self, "pixel_cfg", None)
         return (
-            ClipPixels(cfg, int(cfg["size"][0] if isinstance(cfg["size"], list) else cfg["size"]))
+            ClipPixels(
+                cfg, int(cfg["size"][0] if isinstance(cfg["size"], list) else cfg["size"]), raw=self.decode == "device"
+            )
             if supported(cfg)
             else None
         )
@@ -193,6 +230,19 @@ class ClipScore(Filter):
             for score in numeric(rows["clip_score"])
         ]
         return pd.Series(reasons, index=rows.index, dtype=object)
+
+
+def device_decode_supported(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The preprocessing `decode: device` reproduces on tensors: what the CPU pixel stage supports, less lanczos
+    (torchvision resizes tensors with nearest, bilinear or bicubic only)."""
+    from curate.filters.clip_pixels import supported
+
+    if not supported(cfg) or cfg["interpolation"] == "lanczos":
+        raise ConfigError(
+            f"clip_score.decode: device needs a model preprocessing with a shortest-side (square) or squash "
+            f"resize by nearest, bilinear or bicubic interpolation; this model's is {cfg}. Use decode: cpu"
+        )
+    return cfg
 
 
 def torch_stack(tensors: list[Any]) -> Any:

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from curate.core.ray_session import worker_env
 from curate.filters.base import Filter, FilterChain
-from curate.filters.clip_pixels import PIXELS
+from curate.filters.clip_pixels import IMAGE_BYTES, PIXELS
 from curate.filters.clip_score import ClipScore
 from curate.ledger.local_images import probe_local_images
 
@@ -23,9 +23,9 @@ class FilterActor:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         """An Arrow batch in and out, converted here: Ray sizing pandas blocks of Python bytes (the pixels) cost
-        more than the conversion (bench P1). The pixels stop here."""
+        more than the conversion (bench P1). The pixels (or image bytes) stop here."""
         batch = self.filt(table.to_pandas())
-        return pa.Table.from_pandas(batch.drop(columns=[PIXELS], errors="ignore"), preserve_index=False)
+        return pa.Table.from_pandas(batch.drop(columns=[PIXELS, IMAGE_BYTES], errors="ignore"), preserve_index=False)
 
 
 def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch_rows: int = 50000):  # noqa: ANN201

@@ -152,20 +152,101 @@ def test_scores_through_the_pixel_stage_equal_the_in_process_path(demo_input, ti
     assert diff.max() <= 1e-3
 
 
+def _photo_rows(shared_data, tmp_path):
+    """Real photos (COCO) and the edge images (PNG, WebP, GIF, CMYK, grey, EXIF-rotated, truncated, broken), a
+    JPEG cut in half and a missing file, as alive ledger rows with captions."""
+    import pyarrow as pa
+
+    files = sorted((shared_data / "coco" / "val2017").glob("*.jpg"))[:24]
+    files += sorted((shared_data / "images_edge").iterdir())
+    half = tmp_path / "half.jpg"
+    half.write_bytes(files[0].read_bytes()[: files[0].stat().st_size // 2])
+    paths = [str(p) for p in files] + [str(half), str(tmp_path / "missing.jpg")]
+    return pa.table(
+        {
+            "image_path": paths,
+            "image_member": pa.nulls(len(paths), pa.string()),
+            "caption": ["a photo of people and things" if i % 2 else "a cat on a bed" for i in range(len(paths))],
+            "reject_reason": pa.nulls(len(paths), pa.string()),
+        }
+    )
+
+
+def test_device_decode_gives_the_cpu_paths_reasons_and_close_scores(shared_data, tiny_clip, tmp_path):
+    """Issue 20: `decode: device` (torchvision's decode_jpeg on the model's device; on this CPU-only machine
+    libjpeg-turbo, the same code path as nvJPEG up to the decoder) gives every row the reason of the CPU path;
+    non-JPEGs and the JPEGs the decoder or the markers refuse go through PIL as before. Scores: PIL's reduced-scale
+    DCT decode is approximated by a block average, so the 64 px demo CLIP (the most pixel-sensitive model here)
+    moves by a few thousandths on some photos; the median stays within 1e-3."""
+    from curate.filters.clip_device import device_jpeg_header
+    from curate.filters.clip_pixels import IMAGE_BYTES
+
+    table = _photo_rows(shared_data, tmp_path)
+    cpu = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu")
+    on_device = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu", decode="device")
+    cpu.preflight()
+    on_device.preflight()
+    expected = cpu(cpu.pixel_stage().on_arrow(table).to_pandas())
+    read = on_device.pixel_stage().on_arrow(table)
+    assert IMAGE_BYTES in read.column_names and "clip_pixels" not in read.column_names
+    datas = read.column(IMAGE_BYTES).to_pylist()
+    assert sum(1 for d in datas if d and device_jpeg_header(d)) >= 24  # most rows take the device path
+    for got in (on_device(read.to_pandas()), on_device(table.to_pandas())):  # staged bytes, or read in the actor
+        assert got["reject_reason"].tolist() == expected["reject_reason"].tolist()
+        assert (got["reject_reason"] == "image:decode_error").sum() >= 5  # broken, truncated, half, missing, ...
+        scored = expected["clip_score"].notna()
+        assert got["clip_score"].notna().tolist() == scored.tolist()
+        diff = (got["clip_score"][scored].astype(float) - expected["clip_score"][scored].astype(float)).abs()
+        assert diff.max() <= 0.01 and diff.median() <= 1e-3, diff.describe()
+    with pytest.raises(ConfigError, match="decode 'gpu' is not valid; valid: cpu, device"):
+        ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), decode="gpu")
+
+
 @pytest.mark.integration
-def test_the_ray_plan_runs_the_pixel_stage_and_drops_its_column(demo_input, tiny_clip, tmp_path, ray_local):
-    from curate.filters.clip_pixels import PIXELS
+@pytest.mark.parametrize("decode", ["cpu", "device"])
+def test_the_ray_plan_runs_the_pixel_stage_and_drops_its_column(demo_input, tiny_clip, tmp_path, ray_local, decode):
+    from curate.filters.clip_pixels import IMAGE_BYTES, PIXELS
     from curate.filters.plan import build_dataset
 
-    clip = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu")
+    clip = ClipScore(model=TINY_MODEL, pretrained=str(tiny_clip), min_score=0.7, device="cpu", decode=decode)
     clip.preflight()
     table = _pixel_rows(demo_input, tmp_path)
     direct = clip(table.to_pandas())
     out = build_dataset([table], [clip], local=False).to_arrow_refs()
     result = __import__("pyarrow").concat_tables(ray_local.get(out)).to_pandas()
-    assert PIXELS not in result.columns
+    assert PIXELS not in result.columns and IMAGE_BYTES not in result.columns
     result = result.set_index("image_path").loc[list(table.column("image_path").to_pylist())]
     assert result["reject_reason"].tolist() == direct["reject_reason"].tolist()
     scored = direct["clip_score"].notna().to_numpy()
     diff = abs(result["clip_score"].to_numpy()[scored] - direct["clip_score"].to_numpy(dtype=float)[scored])
     assert diff.max() <= 1e-3
+
+
+def test_device_decode_orients_and_picks_the_dct_scale_as_pil_does(shared_data):
+    """The device path's EXIF turns equal PIL's exif_transpose, and its scale equals the one PIL's draft picks."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    from curate.filters.clip_device import ORIENTATIONS, device_jpeg_header, draft_scale, oriented
+
+    pixels = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    for orientation in ORIENTATIONS:
+        image.getexif()[0x0112] = orientation
+        turned = oriented(torch.from_numpy(pixels).permute(2, 0, 1), orientation).permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(turned, np.asarray(ImageOps.exif_transpose(image)))
+    for path in sorted((shared_data / "coco" / "val2017").glob("*.jpg"))[:10]:
+        data = path.read_bytes()
+        for size in (32, 64, 100, 224):
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            img.draft("RGB", (size, size))
+            scale = draft_scale(width, height, size)
+            assert img.size == (-(-width // scale), -(-height // scale)), (path, size)
+        assert device_jpeg_header(data)[:2] == (width, height)
+    assert device_jpeg_header(data[: len(data) // 2]) is None  # no end marker: PIL decides
+    assert device_jpeg_header((shared_data / "images_edge" / "pil_sample_cmyk.jpg").read_bytes()) is None
+    assert device_jpeg_header((shared_data / "images_edge" / "hopper.webp").read_bytes()) is None

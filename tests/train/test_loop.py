@@ -61,6 +61,11 @@ def test_train_demo_lowers_the_loss_by_30_percent_and_writes_an_eval_report(demo
     assert generated and all(m["examples"] for m in generated)
     assert (cfg.out_dir / "eval_report.md").read_text().startswith("# Evaluation: train_demo")
     assert len(losses(cfg.out_dir)) == STEPS
+    # the share of step time spent waiting for batches (issue 20), from each step's data_s in metrics.jsonl
+    rows = [json.loads(line) for line in (cfg.out_dir / "metrics.jsonl").read_text().splitlines()]
+    waited = sum(r["data_s"] for r in rows) / sum(r["seconds"] for r in rows)
+    assert all(0 <= r["data_s"] <= r["seconds"] for r in rows)
+    assert summary["data_wait_share"] == pytest.approx(waited, abs=1e-3) and 0 < waited < 1
 
 
 def test_a_run_killed_with_sigkill_resumes_onto_the_same_loss_curve(demo_run, demo_mixture, tiny_clip, tmp_path):
@@ -161,3 +166,17 @@ def test_ddp_over_two_processes_with_grad_accumulation_trains_and_checkpoints(sh
     state = torch.load(out / "checkpoints" / "step-0000003.pt", weights_only=True)
     assert state["data"] == {"batches": 6, "world": 2, "workers": 0}  # 3 steps x 2 micro-batches per process
     assert json.loads((out / "stats.json").read_text())["steps"] == 3
+
+
+@pytest.mark.slow
+def test_compile_true_trains_the_same_steps_as_eager(shapes_mix, tmp_path):
+    """compile: true (issue 20) runs the training forward under torch.compile: same losses as eager within float
+    tolerance, and the same run identity (a run may resume with or without it)."""
+    data = [f"data.train=[{shapes_mix / 'shards'}]", "precision=fp32", "device=cpu"]
+    eager = main(stage_cfg(tmp_path / "eager", 2, data))
+    compiled = main(stage_cfg(tmp_path / "compiled", 2, [*data, "compile=true"]))
+    assert compiled["finished"] and compiled["steps"] == 2
+    assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), rel=1e-3)
+    assert compiled["first_loss"] == pytest.approx(eager["first_loss"], rel=1e-3)
+    run = json.loads((tmp_path / "compiled" / "run.json").read_text())
+    assert run["config"] == json.loads((tmp_path / "eager" / "run.json").read_text())["config"]

@@ -95,6 +95,9 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto = bf16 autocast where the device supports it, else fp32
     device: str = "auto"
+    # torch.compile the training forward (issue 20): faster steps on a GPU after a compile of a minute or more;
+    # off by default, since short runs and CPU runs lose more to compiling than they gain
+    compile: bool = False
     init_from: str | None = None  # a checkpoint of an earlier stage: model weights only (Table 8: "Stage-N ViT")
     log_interval: int = 10
     # tokens and views per image (issue 18), the same key and values as `curate mix`: qwen_vl (the adapter's

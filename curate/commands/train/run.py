@@ -106,12 +106,15 @@ def make_data(
 def train_step(
     model: torch.nn.Module, batches: Iterator[dict], optimizer: torch.optim.Optimizer, cfg: TrainConfig, run: dict
 ) -> dict[str, Any]:
-    """One optimizer step over grad_accum micro-batches; returns loss, tokens, images and skipped samples."""
-    losses, tokens, images, skipped = [], 0, 0, Counter()
+    """One optimizer step over grad_accum micro-batches; returns loss, tokens, images, skipped samples and
+    `data_s`, the seconds the step waited for its batches (issue 20: the share of step time spent on data)."""
+    losses, tokens, images, skipped, data_s = [], 0, 0, Counter(), 0.0
     for micro in range(cfg.grad_accum):
+        waited = time.perf_counter()
         batch = next(batches)
         skipped.update(batch["skipped"])
         t = {k: v.to(run["device"], non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        data_s += time.perf_counter() - waited
         last = micro == cfg.grad_accum - 1
         sync = contextlib.nullcontext() if last or run["dist"].world == 1 else model.no_sync()
         with sync, run["autocast"]():
@@ -129,7 +132,8 @@ def train_step(
     loss = torch.stack(losses).mean()
     if run["dist"].world > 1:
         torch_dist.all_reduce(loss, op=torch_dist.ReduceOp.AVG)
-    return {"loss": float(loss), "tokens": tokens * run["dist"].world, "images": images, "skipped": skipped}
+    world = run["dist"].world
+    return {"loss": float(loss), "tokens": tokens * world, "images": images, "skipped": skipped, "data_s": data_s}
 
 
 def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], Iterator[dict]], run: dict) -> dict:
@@ -163,7 +167,8 @@ def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], It
 def log_line(step: int, result: dict[str, Any], lr: float, seconds: float) -> str:
     return (
         f"step {step} | loss {result['loss']:.4f} | lr {lr:.2e} | {seconds * 1000:.0f} ms | "
-        f"{result['tokens'] / seconds / 1000:.1f}k tok/s | {result['images'] / seconds:.1f} img/s"
+        f"{result['tokens'] / seconds / 1000:.1f}k tok/s | {result['images'] / seconds:.1f} img/s | "
+        f"data {result['data_s'] / seconds:.0%}"
     )
 
 
@@ -201,6 +206,8 @@ def start_session(cfg: TrainConfig, overwrite: bool) -> Session:
     if dist.world > 1:
         ids = [dist.local_rank] if device.startswith("cuda") else None
         wrapped = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    if cfg.compile:  # the training forward only; checkpoints and evaluation use the plain module (same parameters)
+        wrapped = torch.compile(wrapped)
     run = {"device": device, "autocast": autocast_for(cfg.precision, device), "dist": dist}
     return Session(model, wrapped, tok, optimizer, batches, held, start, run)
 

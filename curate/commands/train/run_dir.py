@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def run_fingerprint(cfg: TrainConfig) -> str:
-    """What a resumed run must share with the first one (not where output goes, nor logging/eval settings)."""
+    """What a resumed run must share with the first one (not where output goes, nor logging/eval settings, nor
+    whether the forward is compiled: the same computation, and runs from before the key keep their identity)."""
     data = to_dict(cfg)
-    for key in ("output", "eval", "log_interval"):
+    for key in ("output", "eval", "log_interval", "compile"):
         data.pop(key)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -115,7 +116,7 @@ class MetricsLog:
     def add(self, step: int, result: dict[str, Any], lr: float, seconds: float) -> None:
         self.skipped.update(result["skipped"])
         row = {"step": step, "loss": round(result["loss"], 6), "lr": lr, "seconds": round(seconds, 4)}
-        row |= {"tokens": result["tokens"], "images": result["images"]}
+        row |= {"tokens": result["tokens"], "images": result["images"], "data_s": round(result["data_s"], 4)}
         self.rows.append(row)
         if self.enabled:
             with open(self.path, "a") as f:
@@ -136,8 +137,17 @@ class MetricsLog:
             "loss_reduction": round(1 - (sum(tail) / len(tail)) / first, 4) if losses else None,
             "train_seconds": round(seconds, 1),
             "tokens_per_s": round(sum(r["tokens"] for r in self.rows) / seconds, 1),
+            "data_wait_share": data_wait_share(self.rows),
             "skipped_samples": dict(self.skipped),
         }
+
+
+def data_wait_share(rows: list[dict[str, Any]]) -> float | None:
+    """Seconds waiting for batches / step seconds, over the steps that recorded it (metrics lines before issue 20
+    have no `data_s`); None when none did."""
+    timed = [r for r in rows if "data_s" in r]
+    seconds = sum(r["seconds"] for r in timed)
+    return round(sum(r["data_s"] for r in timed) / seconds, 4) if timed and seconds else None
 
 
 def write_report(cfg: TrainConfig, report: dict[str, Any], step: int, final: bool) -> None:
