@@ -11,7 +11,7 @@ DEMO_CLIP := models/curate-tiny-clip.pt
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install lock fonts browser filter filter-dedup mixture train train-shapes train-plans train-connectors langid-eval demo test test-integration test-slow bench bench-peer lint fmt size clean
+.PHONY: bench-gpu install lock fonts browser filter filter-dedup mixture train train-shapes train-plans train-connectors langid-eval demo test test-integration test-slow bench bench-peer lint fmt size clean
 
 # Fonts for synthetic OCR documents come from Debian packages (curate/assets/ocr_fonts.yaml).
 FONT_PACKAGES := fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-wqy-microhei fonts-arphic-uming
@@ -125,6 +125,17 @@ test-slow: $(STAMP) fonts browser
 bench: $(STAMP) fonts demo
 	@$(MAKE) --no-print-directory bench-peer || echo "Data-Juicer did not install (see $(DJ_VENV)/install.log): the bench reports why"
 	$(CURATE) bench pipelines/bench_demo.yaml
+
+## Issue 20's GPU figures, on a machine with a CUDA GPU (a few minutes): P1 on the GPU, then the training step of
+## the 300m preset on synthetic batches and, when TRAIN_DATA holds shards (e.g. `make mixture`'s), over them.
+TRAIN_DATA ?= out/mix_demo/shards
+bench-gpu: $(STAMP) fonts demo
+	$(CURATE) bench pipelines/bench_gpu.yaml
+	$(PY) -m curate.train.bench --preset 300m --steps 20 --warmup 5 | tee out/bench_gpu/train_300m.json
+	$(PY) -m curate.train.bench --preset 300m --steps 20 --warmup 5 --compile | tee out/bench_gpu/train_300m_compiled.json
+	if [ -d $(TRAIN_DATA) ]; then $(PY) -m curate.train.bench --preset 300m --steps 30 --warmup 5 --compile \
+	  --data $(TRAIN_DATA) --workers 8 | tee out/bench_gpu/train_300m_data.json; \
+	else echo "no $(TRAIN_DATA): the data-wait figure needs shards (make mixture)"; fi
 
 # Data-Juicer (the peer) in its own venv that sees .venv's packages (torch, transformers) through a .pth file
 # instead of installing a second torch; its own pins (dill, multiprocess, emoji) stay in its venv.

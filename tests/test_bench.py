@@ -33,6 +33,10 @@ def test_config_is_strict():
         load_bench(BENCH_YAML, ["parts=[P9]"])
     with pytest.raises(ConfigError, match="unknown field"):
         load_bench(BENCH_YAML, ["rows=5"])
+    gpu = load_bench(REPO / "pipelines" / "bench_gpu.yaml")  # `make bench-gpu` (issue 20's GPU lines)
+    assert [(c.device, c.batch_size, c.decode) for c in gpu.clip] == [("cuda", 256, "cpu"), ("cuda", 256, "device")]
+    with pytest.raises(ConfigError, match="decode is cpu or device, device is cpu or cuda"):
+        load_bench(BENCH_YAML, ['clip=[{"model": "ViT-B-32", "decode": "gpu"}]'])
 
 
 def test_metadata_and_ocr_parts_report_figures(demo_input, tiny_clip, tmp_path, shared_data):
@@ -62,6 +66,7 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
     from curate.__main__ import main
 
     clip = [{"model": "curate-tiny-clip", "pretrained": str(tiny_clip), "samples": 4096, "raw_batches": 2}]
+    clip += [{**clip[0], "samples": 1024, "decode": "device", "device": "cpu"}]
     sets = [
         f"clip={json.dumps(clip)}",
         "download_urls=400",
@@ -89,6 +94,12 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
     for f in figures:
         by_part.setdefault(f["part"], []).append(f)
     assert set(by_part) == {"P1", "P2", "P3", "P4", "P5", "P6", "P7", "peer"}
+    p1 = {f["measure"]: f for f in by_part["P1"]}
+    assert {f["details"].get("decode") for f in by_part["P1"]} >= {"cpu", "device"}
+    on_device = next(f for m, f in p1.items() if m.endswith("decode on the device"))
+    assert on_device["value"] > 0 and on_device["details"]["decode_rate"] is None  # no pixel stage to time
+    pixel_tasks = next(f for f in by_part["P1"] if f["details"].get("decode") == "cpu")
+    assert pixel_tasks["details"]["decode_rate"] > 0 and pixel_tasks["details"]["forward_rate"] > 0
     p7 = {f["measure"]: f for f in by_part["P7"]}
     precision = next(f for m, f in p7.items() if m.startswith("planted set: precision"))
     assert 0 < precision["value"] <= 1 and precision["details"]["ours"]["marked"] > 0

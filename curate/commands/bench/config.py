@@ -13,7 +13,8 @@ PARTS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "peer")
 
 @dataclass(frozen=True, kw_only=True)
 class ClipCase:
-    """One CLIP model for P1. Batch size, threads and actors are the filter config's clip_score settings."""
+    """One CLIP model for P1. Threads and actors are the filter config's clip_score settings; batch size and
+    decode too unless the case sets them."""
 
     model: str
     # None: weights are random-initialized and saved once under <out>/models. Throughput does not depend on the
@@ -21,10 +22,15 @@ class ClipCase:
     pretrained: str | None = None
     samples: int = 256  # rows through the pipeline's CLIP stage (the first output batch is start-up)
     raw_batches: int = 3  # timed raw forward batches, after one warm-up batch
+    batch_size: int | None = None  # None: the filter config's clip_score.batch_size
+    decode: str | None = None  # cpu or device (clip_score.decode); None: the filter config's
+    device: str | None = None  # cpu or cuda; None: every device this machine has
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.raw_batches < 1:
-            raise ConfigError("bench clip: samples and raw_batches must be >= 1")
+        if self.samples < 1 or self.raw_batches < 1 or (self.batch_size is not None and self.batch_size < 1):
+            raise ConfigError("bench clip: samples, raw_batches and batch_size must be >= 1")
+        if self.decode not in (None, "cpu", "device") or self.device not in (None, "cpu", "cuda"):
+            raise ConfigError("bench clip: decode is cpu or device, device is cpu or cuda (or leave them out)")
 
 
 @dataclass(frozen=True, kw_only=True)

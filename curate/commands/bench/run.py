@@ -104,7 +104,13 @@ def _clip_figures(cfg: BenchConfig, run_cfg, images, work: Path) -> list[Figure]
     from curate.commands.bench.clip_stage import bench_clip, clip_template, devices
 
     template = clip_template(run_cfg.filters)
-    return [f for case in cfg.clip for d in devices() for f in bench_clip(case, template, images, work / "models", d)]
+    return [
+        figure
+        for case in cfg.clip
+        for device in devices()
+        if case.device in (None, device)
+        for figure in bench_clip(case, template, images, work / "models", device)
+    ]
 
 
 def _demo_dir(cfg: BenchConfig) -> Path:
