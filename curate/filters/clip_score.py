@@ -86,6 +86,11 @@ class ClipScore(Filter):
             from curate.filters.clip_device import DeviceDecoder
 
             cfg = device_decode_supported(preprocess_config(self._model))
+            if device == "cpu":
+                log.warning(
+                    "clip_score: decode: device on a CPU actor decodes every image in the actor itself; "
+                    "decode: cpu spreads decoding over all cores (meant for GPUs: nvJPEG)"
+                )
             self._decoder = DeviceDecoder(cfg, device, lambda data: self._pixels(data, ("bytes", None)))
         image_size = self._model.visual.image_size
         self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
