@@ -22,13 +22,14 @@ class ClipCase:
     pretrained: str | None = None
     samples: int = 256  # rows through the pipeline's CLIP stage (the first output batch is start-up)
     raw_batches: int = 3  # timed raw forward batches, after one warm-up batch
+    repeats: int = 1  # runs of the stage at each of its two sizes; the fastest of each is kept
     batch_size: int | None = None  # None: the filter config's clip_score.batch_size
     decode: str | None = None  # cpu or device (clip_score.decode); None: the filter config's
     device: str | None = None  # cpu or cuda; None: every device this machine has
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.raw_batches < 1 or (self.batch_size is not None and self.batch_size < 1):
-            raise ConfigError("bench clip: samples, raw_batches and batch_size must be >= 1")
+        if min(self.samples, self.raw_batches, self.repeats, self.batch_size or 1) < 1:
+            raise ConfigError("bench clip: samples, raw_batches, repeats and batch_size must be >= 1")
         if self.decode not in (None, "cpu", "device") or self.device not in (None, "cpu", "cuda"):
             raise ConfigError("bench clip: decode is cpu or device, device is cpu or cuda (or leave them out)")
 
