@@ -5,7 +5,9 @@ step time spent waiting for data.
 batches are synthetic packed sequences holding images, made once on the device, so only the model is measured.
 `--data SHARDS` feeds the trainer's own data path instead (WebDataset shards of `curate mix` or `curate build`,
 decoded and collated by `--workers` DataLoader processes, pinned and copied without blocking), and the time each
-step waits for its batch is reported as `data_wait_share` (issue 20). `--compile` runs the step under
+step waits for its batch is reported as `data_wait_share` (issue 20). The text is tokenized in bytes (the presets'
+vocabulary), so a sequence `curate mix` packed by Qwen tokens fills a row sooner and the rest of its samples are
+counted out as too long; tokens/s and MFU count only the tokens trained on. `--compile` runs the step under
 torch.compile, as `compile: true` does in `curate train`.
 """
 
