@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from curate.core.images import MAX_IMAGE_PIXELS
+from curate.filters.clip_pixels import normalized
 
 log = logging.getLogger(__name__)
 JPEG_SOI = b"\xff\xd8\xff"
@@ -57,16 +58,13 @@ class DeviceDecoder:
     normalized (3, H, W) tensor, or None when the bytes do not decode."""
 
     def __init__(self, cfg: dict[str, Any], device: str, fallback: Callable[[bytes], Any]) -> None:
-        import torch
         from torchvision.transforms import InterpolationMode
 
-        from curate.filters.clip_pixels import _square
+        from curate.filters.clip_pixels import square_size
 
         self.cfg, self.device, self.fallback = cfg, device, fallback
-        self.height, self.width = _square(cfg)
+        self.height, self.width = square_size(cfg)
         self.interpolation = InterpolationMode(cfg["interpolation"])
-        self.mean = torch.tensor(cfg["mean"], dtype=torch.float32, device=device).view(3, 1, 1)
-        self.std = torch.tensor(cfg["std"], dtype=torch.float32, device=device).view(3, 1, 1)
 
     def __call__(self, datas: list[bytes | None]) -> tuple[list[int], Any]:
         """(indices of the images that decoded, their pixels in that order); the others score NaN."""
@@ -75,9 +73,12 @@ class DeviceDecoder:
         pixels: dict[int, Any] = {}
         headers = {i: device_jpeg_header(d) for i, d in enumerate(datas) if d is not None}
         jpegs = [i for i, header in headers.items() if header is not None]
+        crops = {}  # uint8 crops on the device, normalized together below
         for i, image in zip(jpegs, self._decode([datas[i] for i in jpegs]), strict=True):
             if image is not None:
-                pixels[i] = self._preprocess(image, headers[i][2])
+                crops[i] = self._preprocess(image, headers[i][2])
+        if crops:
+            pixels.update(zip(crops, normalized(torch.stack(list(crops.values())), self.cfg), strict=True))
         for i, data in enumerate(datas):
             if data is not None and i not in pixels:
                 cpu = self.fallback(data)
@@ -109,8 +110,8 @@ class DeviceDecoder:
             return out
 
     def _preprocess(self, image: Any, orientation: int) -> Any:
-        """The CPU path's draft + exif_transpose + Resize + CenterCrop, then ToTensor + Normalize, on a uint8
-        (3, h, w) device tensor as stored."""
+        """The CPU path's draft + exif_transpose + Resize + CenterCrop on a uint8 (3, h, w) device tensor as
+        stored; uint8 (3, H, W) out."""
         import torch
         import torch.nn.functional as F
         from torchvision.transforms.v2 import functional as tvf
@@ -126,7 +127,7 @@ class DeviceDecoder:
         else:  # shortest side to the crop size (torchvision Resize(int)), then the centre crop
             image = tvf.resize(image, [self.height], self.interpolation, antialias=True)
             image = tvf.center_crop(image, [self.height, self.width])
-        return (image.float().div(255) - self.mean) / self.std
+        return image
 
 
 def draft_scale(width: int, height: int, size: int) -> int:

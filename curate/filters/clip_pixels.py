@@ -34,7 +34,8 @@ def supported(cfg: dict[str, Any] | None) -> bool:
     return cfg.get("resize_mode") == "squash" or (cfg.get("resize_mode") == "shortest" and size[0] == size[1])
 
 
-def _square(cfg: dict[str, Any]) -> tuple[int, int]:
+def square_size(cfg: dict[str, Any]) -> tuple[int, int]:
+    """(height, width) of the model's input."""
     size = cfg["size"]
     return (int(size[0]), int(size[1])) if isinstance(size, list) else (int(size), int(size))
 
@@ -44,9 +45,9 @@ class ClipPixels:
     or decoded) to an Arrow batch of ledger rows; with `raw`, IMAGE_BYTES instead (the image bytes as read, for the
     actor's device decode, `curate.filters.clip_device`)."""
 
-    def __init__(self, cfg: dict[str, Any], decode_size: int, raw: bool = False) -> None:
-        self.cfg, self.decode_size, self.raw = cfg, decode_size, raw
-        self.height, self.width = _square(cfg)
+    def __init__(self, cfg: dict[str, Any], raw: bool = False) -> None:
+        self.cfg, self.raw = cfg, raw
+        self.height, self.width = square_size(cfg)
 
     def on_arrow(self, table: pa.Table) -> pa.Table:
         from curate.core.images import TarReader
@@ -56,7 +57,7 @@ class ClipPixels:
         paths, members = table.column("image_path").to_pylist(), table.column("image_member").to_pylist()
         prepare = (lambda data: data) if self.raw else self.pixels
         values = [
-            prepare(_read(path, member, tars)) if ok else None
+            prepare(read_image(path, member, tars)) if ok else None
             for ok, path, member in zip(alive, paths, members, strict=True)
         ]
         return table.append_column(IMAGE_BYTES if self.raw else PIXELS, pa.array(values, pa.binary()))
@@ -69,7 +70,8 @@ class ClipPixels:
         if data is None:
             return None
         try:
-            image = self.transform(decode_rgb(data, min_size=self.decode_size))
+            # JPEGs decoded at the smallest DCT scale still >= the input size, as the actor's own path does
+            image = self.transform(decode_rgb(data, min_size=self.height))
         except Exception as err:  # noqa: BLE001 - undecodable bytes are bad data
             log.warning("clip_score: cannot decode an image: %s", err)
             return None
@@ -93,7 +95,9 @@ class ClipPixels:
         return image.crop((left, top, left + side, top + side))
 
 
-def _read(path: Any, member: Any, tars: Any) -> bytes | None:
+def read_image(path: Any, member: Any, tars: Any) -> bytes | None:
+    """A row's image bytes, or None (logged) when the file or tar member cannot be read: bad data, which the
+    actor turns into image:decode_error."""
     from curate.core.images import read_image_bytes
 
     try:
@@ -109,12 +113,18 @@ def to_tensor(pixels: list[bytes], cfg: dict[str, Any], device: str = "cpu") -> 
     normalized there."""
     import torch
 
-    height, width = _square(cfg)
+    height, width = square_size(cfg)
     flat = np.frombuffer(bytearray().join(pixels), np.uint8)  # a writable buffer: torch.from_numpy shares it
     batch = torch.from_numpy(flat.reshape(len(pixels), height, width, 3))
     if device.startswith("cuda"):
         batch = batch.pin_memory().to(device, non_blocking=True)
-    batch = batch.permute(0, 3, 1, 2).float().div(255)
-    mean = torch.tensor(cfg["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(cfg["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    return (batch - mean) / std
+    return normalized(batch.permute(0, 3, 1, 2), cfg)
+
+
+def normalized(images: Any, cfg: dict[str, Any]) -> Any:
+    """uint8 (..., 3, H, W) -> float: / 255, then (x - mean) / std per channel (ToTensor + Normalize)."""
+    import torch
+
+    mean = torch.tensor(cfg["mean"], dtype=torch.float32, device=images.device).view(3, 1, 1)
+    std = torch.tensor(cfg["std"], dtype=torch.float32, device=images.device).view(3, 1, 1)
+    return (images.float().div(255) - mean) / std

@@ -14,7 +14,7 @@ import pandas as pd
 
 from curate.core.errors import ConfigError
 from curate.filters.base import Batch, Filter, captions, numeric
-from curate.filters.clip_pixels import IMAGE_BYTES, PIXELS, to_tensor
+from curate.filters.clip_pixels import IMAGE_BYTES, PIXELS, read_image, to_tensor
 
 log = logging.getLogger(__name__)
 DECODES = ("cpu", "device")
@@ -81,24 +81,23 @@ class ClipScore(Filter):
             torch.set_num_threads(self.cpu_threads())
         self._model, self._preprocess, self._tokenizer = load_clip(self.model, self.pretrained, device)
         self._tars = TarReader()
+        loaded = preprocess_config(self._model)
+        staged = getattr(self, "pixel_cfg", None)
+        if staged is not None and staged != loaded:  # the pixel stage must prepare what this model expects
+            raise RuntimeError(f"clip_score: the pixel stage prepared {staged}, the model loads {loaded}")
         self._decoder = None
         if self.decode == "device":
             from curate.filters.clip_device import DeviceDecoder
 
-            cfg = device_decode_supported(preprocess_config(self._model))
             if device == "cpu":
                 log.warning(
                     "clip_score: decode: device on a CPU actor decodes every image in the actor itself; "
                     "decode: cpu spreads decoding over all cores (meant for GPUs: nvJPEG)"
                 )
-            self._decoder = DeviceDecoder(cfg, device, lambda data: self._pixels(data, ("bytes", None)))
+            decode_cfg = device_decode_supported(loaded)
+            self._decoder = DeviceDecoder(decode_cfg, device, lambda data: self._pixels(data, ("bytes", None)))
         image_size = self._model.visual.image_size
         self._decode_size = int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size)
-        cfg = getattr(self, "pixel_cfg", None)
-        if cfg is not None and cfg != preprocess_config(self._model):  # the pixel stage must match this model
-            raise RuntimeError(
-                f"clip_score: the pixel stage prepared {cfg}, the model loads {preprocess_config(self._model)}"
-            )
 
     def cpu_threads(self) -> int:
         return self.threads or max(1, len(os.sched_getaffinity(0)) // self.concurrency)
@@ -161,13 +160,7 @@ class ClipScore(Filter):
         return out, embeddings
 
     def _read(self, path: Any, member: Any) -> bytes | None:
-        from curate.core.images import read_image_bytes
-
-        try:
-            return read_image_bytes(path, member, self._tars)
-        except Exception as err:  # noqa: BLE001 - a missing member or file is bad data, as undecodable bytes are
-            log.warning("clip_score: cannot read %s %s: %s", path, member if isinstance(member, str) else "", err)
-            return None
+        return read_image(path, member, self._tars)
 
     def _pixels(self, data: bytes | None, where: tuple[Any, Any]) -> Any:
         """The preprocessed image tensor, or None: undecodable bytes are bad data (NaN, then image:decode_error
@@ -221,13 +214,7 @@ class ClipScore(Filter):
         from curate.filters.clip_pixels import ClipPixels, supported
 
         cfg = getattr(self, "pixel_cfg", None)
-        return (
-            ClipPixels(
-                cfg, int(cfg["size"][0] if isinstance(cfg["size"], list) else cfg["size"]), raw=self.decode == "device"
-            )
-            if supported(cfg)
-            else None
-        )
+        return ClipPixels(cfg, raw=self.decode == "device") if supported(cfg) else None
 
     def verdict(self, rows: Batch) -> pd.Series:
         reasons = [

@@ -119,7 +119,7 @@ def test_the_pixel_stage_reproduces_open_clip_preprocessing_exactly(shared_data,
     model, preprocess, _ = load_clip(TINY_MODEL, str(tiny_clip), "cpu")
     cfg = preprocess_config(model)
     assert supported(cfg) and cfg == check_weights_in_child(TINY_MODEL, str(tiny_clip))
-    stage = ClipPixels(cfg, cfg["size"][0])
+    stage = ClipPixels(cfg)
     files = sorted((shared_data / "coco" / "val2017").glob("*.jpg"))
     files += [p for p in sorted((shared_data / "images_edge").iterdir()) if p.suffix in (".jpg", ".png", ".webp")]
     compared = 0
