@@ -35,22 +35,27 @@ def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch
     should come first, so CLIP sees only their survivors). Consecutive model-free filters share one task."""
     import ray
 
-    ds = ray.data.from_arrow(raw)
-    # Settings go on this dataset's own context (its stages inherit it), not the process-wide one, so one plan's
-    # limits never carry over to the next plan of the same process (`curate bench` runs several).
+    # Process-wide settings (a run with them on the dataset's own context failed tests/test_memory_scale.py's
+    # flatness bound, one with them here passed), so every plan sets all of them: one plan's limits never carry
+    # over to the next plan of the same process (`curate bench` runs several).
+    context = ray.data.DataContext.get_current()
     # Ray Data reserves a share of the cluster for each operator by default; on a 2-CPU machine that left the
     # model-free filter stage one task at a time (its other CPU held back), measured in `curate bench` P2. The
     # model stages are actor pools of a fixed size, which hold their CPUs whatever the reservation says.
-    ds.context.op_resource_reservation_enabled = False
+    context.op_resource_reservation_enabled = False
+    defaults = ray.data.DataContext()
+    context.target_max_block_size = defaults.target_max_block_size
+    context.execution_options.resource_limits = defaults.execution_options.resource_limits
     if any(f.uses_model for f in filters):
         # Pixel tasks outrun a CPU model actor, and Ray Data let their output (uint8 pixels, 12 KB-150 KB a row)
         # queue up to its default object-store budget: a 100k-row demo run peaked at 4.4 GiB of RSS over all
         # processes (tests/test_memory_scale.py, issue 8's 4 GiB bound). A fixed budget and smaller blocks bound
         # the queue whatever the input size.
-        ds.context.target_max_block_size = PIPELINE_BLOCK_BYTES
-        ds.context.execution_options.resource_limits = ray.data.ExecutionResources(
+        context.target_max_block_size = PIPELINE_BLOCK_BYTES
+        context.execution_options.resource_limits = ray.data.ExecutionResources(
             object_store_memory=PIPELINE_OBJECT_STORE_BYTES
         )
+    ds = ray.data.from_arrow(raw)
     if local:
         ds = ds.map_batches(probe_local_images, batch_format="pandas", batch_size=64)
     gpus = ray.cluster_resources().get("GPU", 0)
