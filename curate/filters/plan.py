@@ -13,7 +13,7 @@ from curate.ledger.local_images import probe_local_images
 
 PIXEL_ROWS = 256  # rows per pixel-stage task: its fixed cost spread over more than one model batch
 PIPELINE_BLOCK_BYTES = 32 * 1024**2  # Ray Data blocks of a plan with a model stage (its default: 128 MiB)
-PIPELINE_OBJECT_STORE_BYTES = 512 * 1024**2  # the plan's object-store budget (in-flight blocks)
+PIPELINE_OBJECT_STORE_BYTES = 256 * 1024**2  # the plan's object-store budget (in-flight blocks)
 
 
 class FilterActor:
@@ -40,18 +40,21 @@ def build_dataset(raw: list[pa.Table], filters: list[Filter], local: bool, batch
     # over to the next plan of the same process (`curate bench` runs several).
     context = ray.data.DataContext.get_current()
     # Ray Data reserves a share of the cluster for each operator by default; on a 2-CPU machine that left the
-    # model-free filter stage one task at a time (its other CPU held back), measured in `curate bench` P2. The
-    # model stages are actor pools of a fixed size, which hold their CPUs whatever the reservation says.
-    context.op_resource_reservation_enabled = False
+    # model-free filter stage one task at a time (its other CPU held back), measured in `curate bench` P2. Plans
+    # without a model stage turn it off.
     defaults = ray.data.DataContext()
+    context.op_resource_reservation_enabled = False
     context.target_max_block_size = defaults.target_max_block_size
     context.execution_options.resource_limits = defaults.execution_options.resource_limits
     if any(f.uses_model for f in filters):
-        # Pixel tasks outrun a CPU model actor, and Ray Data let their output (uint8 pixels, 12 KB-150 KB a row)
-        # queue up to its default object-store budget: a 100k-row demo run peaked at 4.4 GiB of RSS over all
-        # processes (tests/test_memory_scale.py, issue 8's 4 GiB bound). A fixed budget and smaller blocks bound
-        # the queue whatever the input size.
+        # Pixel tasks outrun a CPU model actor. A fixed object-store budget and smaller blocks bound the queue of
+        # their output (uint8 pixels, 12 KB-150 KB a row) whatever the input size, and only with the per-operator
+        # reservation on does Ray Data hold the pixel stage to that budget: without it, the queue grew through the
+        # last third of a 100k-row demo run. Object-store pages a process has touched stay in its RSS (a Ray
+        # behaviour: ray-project/ray#53261), so that queue counted twice, in the pixel worker and in the actor,
+        # against issue 8's 4 GiB bound (tests/test_memory_scale.py).
         context.target_max_block_size = PIPELINE_BLOCK_BYTES
+        context.op_resource_reservation_enabled = True
         context.execution_options.resource_limits = ray.data.ExecutionResources(
             object_store_memory=PIPELINE_OBJECT_STORE_BYTES
         )
