@@ -58,6 +58,7 @@ INGEST_REASONS = (
     "download:refused",  # the URL policy refused it: file://, loopback, link-local, private (issue 8)
     "download:too_large",  # response larger than download.max_image_bytes
     "download:redirect_loop",  # redirects that cycle or go past 10 hops
+    "download:bad_url",  # cannot be encoded as a browser sends it: a host IDNA refuses, a bad port (issue 21)
     "image:not_found",  # local image file missing
     "image:decode_error",  # bytes are not a decodable image
     "image:too_large",  # more pixels than curate.core.images.MAX_IMAGE_PIXELS (a decompression bomb)

@@ -81,6 +81,8 @@ def guarded_connection(address: tuple[str, int], timeout: Any = None, source_add
     """socket.create_connection, refusing when any address the host resolves to is forbidden."""
     assert _limits is not None, "guarded_fetch.install() was not called in this process"
     host, port = address
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        host = "127.0.0.1"  # RFC 6761 sec. 6.3: localhost names are always loopback (as browsers resolve them)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for *_, sockaddr in infos:
         reason = _limits.policy.address_refusal(sockaddr[0])

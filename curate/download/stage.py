@@ -17,6 +17,7 @@ from curate.download.attempt import attempt_dir
 from curate.download.call import shard_name
 from curate.download.config import DownloadConfig
 from curate.download.job import DownloadJob, run_in_child
+from curate.download.url_encoding import ENCODING_MARK, browser_url, encoding_failure
 from curate.download.url_policy import REFUSED_MARK, refusal_message
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,19 @@ def download(
 ) -> None:
     """Run img2dataset over all input rows; shards already finished are skipped (incremental mode).
 
-    Refused URLs (curate/download/url_policy.py) are never handed to img2dataset; `_urls.parquet` keeps why.
+    URLs are encoded as browsers send them (curate/download/url_encoding.py). Refused URLs
+    (curate/download/url_policy.py) and those that cannot be encoded are never handed to img2dataset;
+    `_urls.parquet` keeps why.
     img2dataset runs in a child process (curate/download/job.py), so this process never imports it."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     urls = rows.column("url").to_pylist()
     if base_url:  # relative entries of a served folder resolve against the loopback server
         urls = [urljoin(base_url, u) if u and "://" not in u else u for u in urls]
     policy = cfg.policy()
-    refused = [policy.url_refusal(u) for u in urls]
+    # Encoded as a browser sends it (issue 21); the ledger keeps the URL as the input wrote it
+    unencodable = [encoding_failure(u) for u in urls]
+    urls = [u if bad or not u else browser_url(u) for u, bad in zip(urls, unencodable, strict=True)]
+    refused = [bad or policy.url_refusal(u) for u, bad in zip(urls, unencodable, strict=True)]
     write_parquet_atomic(
         raw_dir / URL_FILE,
         pa.table(
@@ -128,7 +134,11 @@ def raw_chunk_table(rows: pa.Table, raw_dir: Path, chunk: int, num_chunks: int) 
     for row_id in rows.column("row_id").to_pylist():
         rec = by_row.get(row_id)
         if row_id in refused:
-            _append(columns, None, refusal_message(refused[row_id]), None, None, None, None, "download:refused")
+            why = refused[row_id]
+            if why.startswith(ENCODING_MARK):
+                _append(columns, None, why, None, None, None, None, "download:bad_url")
+            else:
+                _append(columns, None, refusal_message(why), None, None, None, None, "download:refused")
             continue
         if rec is None:
             _append(
