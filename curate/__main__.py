@@ -37,6 +37,11 @@ def _offline_defaults() -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curate", description="Vision-language training data engine (Qwen-VL).")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print what Ray and img2dataset print (default: into the run folder's logs/<command>.log)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_name, arguments, run) in COMMANDS.items():
         cli = importlib.import_module(module)
@@ -48,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, verbose=args.verbose)
     _offline_defaults()
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -86,7 +86,8 @@ def tiny_clip(demo_input: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="session")
 def demo_mixture(demo_filter_run, demo_input, tmp_path_factory):
-    """`make mixture` on the test's demo filter run, with 24 synthetic documents: build_demo (t), mix_demo (m)."""
+    """`make mixture` on the test's demo filter run, with 24 synthetic documents and 40 shape scenes: build_demo
+    (t), mix_demo (m)."""
     from helpers import REPO
 
     from curate.commands.build.config import load_build
@@ -100,6 +101,7 @@ def demo_mixture(demo_filter_run, demo_input, tmp_path_factory):
     build = [f"sources.curated.run={filter_cfg.out_dir}", f"sources.text.paths=[{en}, {zh}]"]
     build += [f"output.dir={root / 't'}"]
     build += ["sources.synthdog.count=24", f"sources.synthdog.corpus_en=[{en}]", f"sources.synthdog.corpus_zh=[{zh}]"]
+    build += ["sources.shapes.count=40"]
     run_build(load_build(REPO / "pipelines" / "build_demo.yaml", build))
     mix = [f"inputs=[{root / 't'}]", "budget=600", "output.samples_per_shard=20", f"output.dir={root / 'm'}"]
     run_mix(load_mix(REPO / "pipelines" / "mix_demo.yaml", mix))

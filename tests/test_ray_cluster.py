@@ -129,7 +129,7 @@ def _stage2(demo_input: Path, filter_run: Path, root: Path, *extra: str, env: di
     en, zh = demo_input / "corpus_en.txt", demo_input / "corpus_zh.txt"
     sets = {
         "build": [f"sources.curated.run={filter_run}", f"sources.text.paths=[{en}, {zh}]",
-                  "sources.synthdog.count=24", "sources.synthdog.documents_per_chunk=5",
+                  "sources.synthdog.count=24", "sources.synthdog.documents_per_chunk=5", "sources.shapes.count=40",
                   f"sources.synthdog.corpus_en=[{en}]", f"sources.synthdog.corpus_zh=[{zh}]",
                   "records_per_chunk=40", "output.samples_per_shard=60"],
         "mix": [f"inputs=[{root / 'build'}]", "budget=500", "window=200", "output.samples_per_shard=20"],

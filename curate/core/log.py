@@ -1,15 +1,118 @@
-"""Logging setup for the command-line entry points."""
+"""Logging, tool output and progress for the command-line entry points (issue 21: progress instead of logs).
+
+curate's own messages go to stderr, one line per event. What the tools underneath print (Ray's Python and C++
+logs, Ray Data's progress reports, img2dataset and its workers, Ray workers' forwarded output) goes to a log file
+in the run folder (`logs/<command>.log`) unless `--verbose`: `tool_output` points the process's stdout and
+stderr file descriptors at that file, so child processes and native code inherit it, while curate's own log
+records and progress lines keep going to the terminal through a duplicate of the original stderr.
+"""
+
+from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_verbose = False
+_tool_log: Path | None = None  # where the tools' output goes now, while tool_output is active
+_terminal: TextIO | None = None  # the original stderr, while tool_output is active
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Configure the root logger once: one line per event, to stderr."""
+def setup_logging(level: str = "INFO", verbose: bool = False) -> None:
+    """Configure the root logger once: one line per event, to stderr. `verbose` keeps the tools' output on the
+    terminal too."""
+    global _verbose
+    _verbose = verbose
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO), format=FORMAT, datefmt="%H:%M:%S", stream=sys.stderr,
         force=True,
-    )
+    )  # fmt: skip
+
+
+def tool_log_hint() -> str:
+    """Where to look for what a tool printed: the run's log file, or the terminal above."""
+    return f"see {_tool_log}" if _tool_log is not None else "see above"
+
+
+class _CurateOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "curate" or record.name.startswith(("curate.", "__main__"))
+
+
+class _NotCurate(_CurateOnly):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not super().filter(record)
+
+
+@contextmanager
+def tool_output(path: Path) -> Iterator[None]:
+    """For the block, file descriptors 1 and 2 (inherited by child processes and used by native code and by
+    other libraries' log handlers) go to `path`, appended; curate's own log records and progress lines go to the
+    original stderr (`terminal()`). Nothing changes under --verbose, when already active, or when the process's
+    streams are not file descriptors 1 and 2 (an embedding host)."""
+    global _tool_log, _terminal
+    try:
+        streams_ok = sys.stdout.fileno() == 1 and sys.stderr.fileno() == 2
+    except (AttributeError, ValueError, OSError):
+        streams_ok = False
+    if _verbose or _tool_log is not None or not streams_ok:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = open(saved[1], "w", buffering=1, closefd=False)  # noqa: SIM115 - closed below
+    root = logging.getLogger()
+    handlers = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    streams = [h.stream for h in handlers]
+    others = logging.StreamHandler(sys.stderr)  # fd 2: the file, once redirected
+    others.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
+    others.addFilter(_NotCurate())
+    only_curate = _CurateOnly()
+    with open(path, "ab", buffering=0) as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        for h in handlers:
+            h.setStream(terminal)
+            h.addFilter(only_curate)
+        root.addHandler(others)
+        _tool_log, _terminal = path, terminal
+        try:
+            yield
+        finally:
+            _tool_log, _terminal = None, None
+            sys.stdout.flush()
+            sys.stderr.flush()
+            root.removeHandler(others)
+            for h, stream in zip(handlers, streams, strict=True):
+                h.removeFilter(only_curate)
+                h.setStream(stream)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            terminal.close()
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def terminal() -> TextIO:
+    """Where curate's own output goes: the original stderr while tool_output is active, else sys.stderr."""
+    return _terminal or sys.stderr
+
+
+def progress(total: int | None, desc: str, unit: str = "rows", stream: TextIO | None = None) -> Any:
+    """One progress line for a stage (tqdm: count, rate, ETA) on curate's stderr. On a terminal it redraws in
+    place; elsewhere (CI logs, files) it redraws at most every 30 s, so a log holds a few lines, not thousands."""
+    from tqdm import tqdm
+
+    stream = stream or terminal()
+    interactive = getattr(stream, "isatty", lambda: False)()
+    return tqdm(
+        total=total, desc=desc, unit=unit, file=stream, mininterval=0.5 if interactive else 30.0, unit_scale=True,
+        dynamic_ncols=interactive, ncols=None if interactive else 100, leave=True,
+    )  # fmt: skip

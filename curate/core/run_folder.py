@@ -4,7 +4,8 @@
 - an identity (config + input files + model files) in `run.json`, with the command that wrote the folder;
 - resume when the identity matches, refuse (naming what changed) when it does not, `--overwrite` to start over;
 - chunk done-markers under `_chunks/<stage>/`, each holding the counters of its chunk;
-- `config.yaml` (the resolved config), `stats.json`, and `_SUCCESS` written last.
+- `config.yaml` (the resolved config), `stats.json`, and `_SUCCESS` written last;
+- `logs/<command>.log`: what Ray and img2dataset printed (on the terminal instead with --verbose).
 
 `curate inspect` and `curate validate` read `run.json` to know what a folder holds.
 """
@@ -27,6 +28,7 @@ from typing import Any
 from curate import __version__
 from curate.core.atomic import remove_stale_tmp, write_bytes_atomic
 from curate.core.errors import ConfigError
+from curate.core.log import tool_output
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
@@ -34,6 +36,7 @@ SUCCESS_FILE = "_SUCCESS"
 STATS_FILE = "stats.json"
 CONFIG_FILE = "config.yaml"
 CHUNKS_DIR = "_chunks"
+LOGS_DIR = "logs"  # the tools' output (Ray, img2dataset), one file per command
 IDENTITY_KEYS = ("config", "input", "models")
 COMMANDS = ("filter", "build", "ocr", "mix", "train")
 
@@ -114,9 +117,12 @@ def open_run(
     out: Path, command: str, identity: dict[str, str], resolved_config: dict[str, Any], config_yaml: str, *,
     overwrite: bool,
 ) -> Iterator[RunFolder]:  # fmt: skip
-    """Lock `out` and prepare it (create, resume or refuse) for the block."""
+    """Lock `out` and prepare it (create, resume or refuse) for the block. What the tools underneath print goes to
+    `logs/<command>.log` in it unless --verbose (curate.core.log.tool_output)."""
     with exclusive(out):
-        yield prepare(out, command, identity, resolved_config, config_yaml, overwrite=overwrite)
+        run = prepare(out, command, identity, resolved_config, config_yaml, overwrite=overwrite)
+        with tool_output(out / LOGS_DIR / f"{command}.log"):
+            yield run
 
 
 def prepare(

@@ -44,6 +44,7 @@ class DownloadJob:
     num_chunks: int
     ray_address: str | None = None  # a named cluster, for distributor: ray
     log_level: str = "INFO"  # the parent's
+    to_download: int | None = None  # chunks not downloaded yet (the progress line's total)
 
 
 def child_env() -> dict[str, str]:
@@ -57,11 +58,24 @@ def child_env() -> dict[str, str]:
 
 def run_in_child(job: DownloadJob) -> None:
     """Run `job` in a fresh interpreter; raises when it fails (its own output says why)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "curate.download.job"], input=pickle.dumps(job), env=child_env(), check=False
-    )
+    from curate.core.log import progress, tool_log_hint
+
+    proc = subprocess.Popen([sys.executable, "-m", "curate.download.job"], stdin=subprocess.PIPE, env=child_env())
+    assert proc.stdin is not None
+    proc.stdin.write(pickle.dumps(job))
+    proc.stdin.close()
+    # Progress by finished shards: img2dataset writes a shard's <shard>_stats.json when the shard is done
+    with progress(job.to_download or job.num_chunks, "download", unit="chunks") as bar:
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+            bar.update(len(list(job.out.glob("*_stats.json"))) - bar.n)
     if proc.returncode != 0:
-        raise RuntimeError(f"the img2dataset download process failed with exit status {proc.returncode} (see above)")
+        raise RuntimeError(
+            f"the img2dataset download process failed with exit status {proc.returncode} ({tool_log_hint()})"
+        )
 
 
 def run(job: DownloadJob) -> None:

@@ -110,6 +110,7 @@ def download(
                 num_chunks=num_chunks,
                 ray_address=ray_address,
                 log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+                to_download=len(missing_chunks(raw_dir, list(range(num_chunks)), num_chunks)),
             )
         )
 

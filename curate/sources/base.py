@@ -20,13 +20,14 @@ class Source:
 
     kind: ClassVar[str]  # YAML key
     allowed_tasks: ClassVar[tuple[str, ...]]
+    default_tasks: ClassVar[tuple[str, ...]] = ()  # when `tasks` is not set; empty: all of allowed_tasks
     label: str = ""  # name used in sample keys and <img> paths; defaults to `kind`
     tasks: tuple[str, ...] = ()
     require_local_images: bool = True  # False: a sample may point at an image URL with no bytes in the shard
 
     def __post_init__(self) -> None:
         if not self.tasks:
-            object.__setattr__(self, "tasks", self.allowed_tasks)
+            object.__setattr__(self, "tasks", self.default_tasks or self.allowed_tasks)
         bad = [t for t in self.tasks if t not in self.allowed_tasks]
         if bad:
             raise ConfigError(

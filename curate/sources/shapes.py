@@ -1,5 +1,7 @@
 """Synthetic coloured shapes with exact boxes: a grounding set whose answers are known by construction, to check
-that a model trained on our shards learns to localize (issue 6, AC 3)."""
+that a model trained on our shards learns to localize (issue 6, AC 3). Each scene also has a caption naming
+every shape (`grounding`: the names are the grounded phrases) and one question with its answer (`vqa`), so the
+embedded demo covers all seven tasks offline (issue 21)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ class Shapes(Source):
     """`count` images of 1..max_objects shapes, each a distinct (colour, shape) pair, named 'the red circle'."""
 
     kind: ClassVar[str] = "shapes"
-    allowed_tasks: ClassVar[tuple[str, ...]] = ("ref_grounding", "grounded_caption")
+    allowed_tasks: ClassVar[tuple[str, ...]] = ("ref_grounding", "grounded_caption", "grounding", "vqa")
+    default_tasks: ClassVar[tuple[str, ...]] = ("ref_grounding", "grounded_caption")
     count: int = 10000
     size: int = 128  # square images, pixels
     min_objects: int = 1
@@ -84,6 +87,8 @@ class Shapes(Source):
         img, refs = self.draw(i)
         out = io.BytesIO()
         img.save(out, format="JPEG", quality=95)
+        rng = np.random.default_rng([self.seed, i, 1])  # the text's own stream: the images stay as they were
+        question, answer = scene_question(refs, rng)
         return {
             "source": self.name,
             "id": f"{i:07d}",
@@ -92,6 +97,10 @@ class Shapes(Source):
             "width": self.size,
             "height": self.size,
             "refs": refs,
+            "captions": [scene_caption(refs, rng)],
+            "objects": [{"phrase": "a" + r["expression"][3:], "bbox": r["bbox"]} for r in refs],
+            "question": question,
+            "answers": [answer],
         }
 
     def draw(self, i: int) -> tuple[Image.Image, list[dict[str, Any]]]:
@@ -111,3 +120,37 @@ class Shapes(Source):
             draw_shape(draw, shape, box, COLOURS[colour])
             refs.append({"expression": f"the {colour} {shape}", "bbox": list(box)})
         return img, refs
+
+
+CAPTION_OPENINGS = ("A drawing of", "A picture with", "Shapes on a plain background:", "An image showing")
+NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
+
+
+def scene_caption(refs: list[dict[str, Any]], rng: np.random.Generator) -> str:
+    """'A drawing of a red circle and a blue square.': every shape, left to right, named as its `phrase`."""
+    names = ["a" + r["expression"][3:] for r in sorted(refs, key=lambda r: (r["bbox"][0], r["bbox"][1]))]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{CAPTION_OPENINGS[int(rng.integers(len(CAPTION_OPENINGS)))]} {listed}."
+
+
+def scene_question(refs: list[dict[str, Any]], rng: np.random.Generator) -> tuple[str, str]:
+    """One question whose answer the scene fixes: how many shapes, the colour of a shape kind that appears once,
+    the kind of a colour that appears once, or whether a (colour, shape) pair is there (yes or no)."""
+    pairs = [tuple(r["expression"].split()[1:]) for r in refs]  # (colour, shape)
+    kind = int(rng.integers(4))
+    if kind == 1:
+        unique = [p for p in pairs if [q[1] for q in pairs].count(p[1]) == 1]
+        if unique:
+            colour, shape = unique[int(rng.integers(len(unique)))]
+            return f"What colour is the {shape}?", colour
+    if kind == 2:
+        unique = [p for p in pairs if [q[0] for q in pairs].count(p[0]) == 1]
+        if unique:
+            colour, shape = unique[int(rng.integers(len(unique)))]
+            return f"What shape is the {colour} one?", shape
+    if kind == 3:
+        present = bool(rng.integers(2))
+        absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in pairs]
+        colour, shape = pairs[int(rng.integers(len(pairs)))] if present else absent[int(rng.integers(len(absent)))]
+        return f"Is there a {colour} {shape}?", "yes" if present else "no"
+    return "How many shapes are there?", NUMBERS[len(pairs)]

@@ -58,10 +58,11 @@ def _category_patterns() -> tuple[tuple[str, re.Pattern[str], frozenset[str]], .
 
 def find_phrases(text: str, objects: Sequence[Mapping[str, Any]]) -> tuple[list[Phrase], int]:
     """Non-overlapping category mentions that can be grounded unambiguously, and how many were ambiguous
-    (a singular noun with several instances of its category)."""
+    (a singular noun with several instances of its category). Objects are COCO-style ({category, bbox}) or carry
+    the exact words that name them ({phrase, bbox})."""
     by_category: dict[str, list] = {}
     for obj in sorted(objects, key=lambda o: -(o["bbox"][2] - o["bbox"][0]) * (o["bbox"][3] - o["bbox"][1])):
-        by_category.setdefault(obj["category"], []).append(tuple(obj["bbox"]))
+        by_category.setdefault(obj.get("phrase") or obj["category"], []).append(tuple(obj["bbox"]))
     candidates = []
     for category, regex, plural_only in _category_patterns():
         if category not in by_category:
@@ -70,6 +71,10 @@ def find_phrases(text: str, objects: Sequence[Mapping[str, Any]]) -> tuple[list[
             det = (m.group("det") or "").lower()
             plural = m.group("noun").lower() in plural_only or det in PLURAL_DETERMINERS
             candidates.append((m.start(), m.end(), category, plural))
+    # A source that knows the words naming each object (synthetic scenes) gives them as `phrase`: matched as is
+    for phrase in sorted({o["phrase"] for o in objects if o.get("phrase")}):
+        for m in re.finditer(rf"(?<!\w){re.escape(phrase)}(?!\w)", text, re.I):
+            candidates.append((m.start(), m.end(), phrase, False))
     phrases, ambiguous, taken_until = [], 0, -1
     for start, end, category, plural in sorted(candidates, key=lambda c: (c[0], -(c[1] - c[0]))):
         if start < taken_until:

@@ -31,6 +31,10 @@ class AdapterConfig:
     n_queries: int = 256  # a square number: the queries sit on a grid for their 2D positions (§7: 16 x 16)
     heads: int = 8
     depth: int = 2  # perceiver: layers; qformer: blocks (cross-attention in every second one)
+    # Fixed 2D sin-cos positions added to the ViT tokens of the perceiver, the Q-Former and the MLP; false: the
+    # reference designs exactly (they rely on the ViT's own learned positions). The Qwen resampler always has
+    # its own, on keys. Why on by default: README "Connectors and pruning as measured" (issue 19).
+    media_positions: bool = True
 
     def __post_init__(self) -> None:
         if self.n_queries < 1 or self.heads < 1 or self.depth < 1:
@@ -50,6 +54,14 @@ def sincos_2d(dim: int, grid: int) -> torch.Tensor:
         return torch.cat([angles.sin(), angles.cos()], dim=1)
 
     return torch.cat([axis(gx), axis(gy)], dim=1).float()
+
+
+def grid_positions(tokens: torch.Tensor) -> torch.Tensor:
+    """Fixed 2D sin-cos positions (N, C) for (B, N, C) tokens on a square patch grid, in their dtype and device."""
+    side = math.isqrt(tokens.shape[1])
+    if side * side != tokens.shape[1]:
+        raise ValueError(f"{tokens.shape[1]} image tokens do not form a square grid")
+    return sincos_2d(tokens.shape[-1], side).to(tokens.device, tokens.dtype)
 
 
 def resize_grid(table: torch.Tensor, side: int) -> torch.Tensor:
@@ -147,11 +159,14 @@ class MlpProjector(nn.Module):
     """LLaVA-1.5's `mlp2x_gelu` (Liu et al. 2023, "Improved Baselines", sec. 3.2): Linear -> GELU -> Linear on every
     patch token; one output token per patch, so the image costs as many tokens as the ViT has patches."""
 
-    def __init__(self, kv_dim: int, out_dim: int) -> None:
+    def __init__(self, kv_dim: int, out_dim: int, positions: bool = False) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(kv_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+        self.positions = positions
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.positions:
+            tokens = tokens + grid_positions(tokens)
         return self.net(tokens)  # (B, N, out_dim)
 
 
@@ -179,7 +194,9 @@ class PerceiverLayer(nn.Module):
 
 class PerceiverResampler(nn.Module):
     """Flamingo's perceiver resampler: `n_queries` learned latents, `depth` layers, a final LayerNorm; media are
-    first projected to the decoder width."""
+    first projected to the decoder width. Flamingo adds learned time embeddings to the media (one per frame); with
+    `media_positions` a single image's patches get fixed 2D sin-cos positions the same way (added to the media, so
+    to keys and values)."""
 
     def __init__(self, kv_dim: int, out_dim: int, cfg: AdapterConfig) -> None:
         super().__init__()
@@ -187,11 +204,14 @@ class PerceiverResampler(nn.Module):
             raise ConfigError(f"adapter.heads ({cfg.heads}) must divide the decoder width {out_dim}")
         self.latents = nn.Parameter(torch.randn(cfg.n_queries, out_dim) * 0.02)
         self.proj = nn.Linear(kv_dim, out_dim)
+        self.positions = cfg.media_positions
         self.layers = nn.ModuleList(PerceiverLayer(out_dim, cfg.heads) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         media = self.proj(tokens)
+        if self.positions:
+            media = media + grid_positions(media)
         x = self.latents.unsqueeze(0).expand(tokens.shape[0], -1, -1)
         for layer in self.layers:
             x = layer(media, x)
@@ -221,7 +241,9 @@ class QFormerBlock(nn.Module):
 class QFormer(nn.Module):
     """BLIP-2's Q-Former shape at our size: `n_queries` learned queries through `depth` blocks, cross-attention to
     the (LayerNormed) image tokens in blocks 0, 2, 4, ... (`cross_attention_freq` 2), then a Linear to the decoder
-    width (BLIP-2's language projection). Random init; no text branch (only the queries reach the decoder)."""
+    width (BLIP-2's language projection). Random init; no text branch (only the queries reach the decoder). The
+    image tokens get fixed 2D sin-cos positions after their LayerNorm, as the perceiver's media do (BLIP-2 relies
+    on its pretrained ViT's positions; ours starts from random init), with `media_positions`."""
 
     def __init__(self, kv_dim: int, out_dim: int, cfg: AdapterConfig) -> None:
         super().__init__()
@@ -230,11 +252,14 @@ class QFormer(nn.Module):
         self.query = nn.Parameter(torch.randn(cfg.n_queries, out_dim) * 0.02)
         self.norm_query = nn.LayerNorm(out_dim, eps=1e-12)
         self.norm_image = nn.LayerNorm(kv_dim)
+        self.positions = cfg.media_positions
         self.blocks = nn.ModuleList(QFormerBlock(out_dim, kv_dim, cfg.heads, i % 2 == 0) for i in range(cfg.depth))
         self.proj = nn.Linear(out_dim, out_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         image = self.norm_image(tokens)
+        if self.positions:
+            image = image + grid_positions(image)
         q = self.norm_query(self.query).unsqueeze(0).expand(tokens.shape[0], -1, -1)
         for block in self.blocks:
             q = block(q, image)
@@ -246,7 +271,7 @@ def make_connector(kind: str, kv_dim: int, out_dim: int, cfg: AdapterConfig) -> 
     if kind == "qwen_resampler":
         return CrossAttnAdapter(kv_dim, out_dim, cfg)
     if kind == "mlp2x_gelu":
-        return MlpProjector(kv_dim, out_dim)
+        return MlpProjector(kv_dim, out_dim, cfg.media_positions)
     if kind == "perceiver":
         return PerceiverResampler(kv_dim, out_dim, cfg)
     if kind == "qformer":

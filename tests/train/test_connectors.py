@@ -209,3 +209,17 @@ def test_the_comparison_gathers_sparse_rows_and_refuses_unfinished_runs(tmp_path
     (tmp_path / "b").mkdir()
     assert main([str(tmp_path / "b"), "--out", str(tmp_path / "out")]) == 2
     assert "not a finished" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["perceiver", "qformer", "mlp2x_gelu"])
+def test_media_positions_make_the_patch_order_matter_and_off_is_the_reference_design(kind):
+    torch.manual_seed(0)
+    x = torch.randn(2, N, C)
+    order = torch.randperm(N)
+    for positions in (True, False):
+        net = make_connector(kind, C, D, AdapterConfig(n_queries=NQ, heads=4, depth=2, media_positions=positions))
+        out, shuffled = net(x), net(x[:, order])
+        if kind == "mlp2x_gelu":  # one token per patch: compare each patch's token wherever it went
+            shuffled = shuffled[:, torch.argsort(order)]
+        # without positions the perceiver and the Q-Former see a set of patches, and the MLP each patch alone
+        assert torch.allclose(out, shuffled, atol=1e-5) != positions, (kind, positions)

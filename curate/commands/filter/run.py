@@ -23,6 +23,7 @@ from curate.commands.filter.config import FilterRunConfig
 from curate.core.atomic import write_parquet_atomic
 from curate.core.config import fingerprint, to_dict, to_yaml
 from curate.core.errors import ConfigError, FilterBugError, exception_chain
+from curate.core.log import progress
 from curate.core.ray_session import cluster_address, ray_session
 from curate.core.run_folder import RunFolder, file_digest, open_run
 from curate.dedup.run import decisions_path, run_global
@@ -177,16 +178,23 @@ def _filter_bug(err: BaseException) -> str | None:
 def _collect(ds, expected: dict[int, int], out: Path) -> None:  # noqa: ANN001 - ray.data.Dataset
     buffers: dict[int, list[pa.Table]] = defaultdict(list)
     received: dict[int, int] = defaultdict(int)
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        for chunk in pc.unique(batch.column("chunk")).to_pylist():
-            part = batch.filter(pc.equal(batch.column("chunk"), chunk))
-            buffers[chunk].append(part)
-            received[chunk] += part.num_rows
-            if received[chunk] == expected[chunk]:
-                table = pa.concat_tables(buffers.pop(chunk), promote_options="permissive")
-                embeddings.write_parts(out, chunk, table)  # before the ledger part, the chunk's done marker
-                ledger.write_part(out, chunk, table)
-                log.info("chunk %d done (%d rows)", chunk, expected[chunk])
+    with progress(sum(expected.values()), "filter") as bar:
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            _receive(batch, expected, buffers, received, out)
+            bar.update(batch.num_rows)
     unfinished = {c: (received[c], n) for c, n in expected.items() if received[c] != n}
     if unfinished:  # never a silent drop: a lost row is a bug
         raise RuntimeError(f"rows lost in the pipeline (chunk: (received, expected)): {unfinished}")
+
+
+def _receive(batch: pa.Table, expected: dict, buffers: dict, received: dict, out: Path) -> None:
+    """File a batch of results under their chunks; write each chunk whose rows have all arrived."""
+    for chunk in pc.unique(batch.column("chunk")).to_pylist():
+        part = batch.filter(pc.equal(batch.column("chunk"), chunk))
+        buffers[chunk].append(part)
+        received[chunk] += part.num_rows
+        if received[chunk] == expected[chunk]:
+            table = pa.concat_tables(buffers.pop(chunk), promote_options="permissive")
+            embeddings.write_parts(out, chunk, table)  # before the ledger part, the chunk's done marker
+            ledger.write_part(out, chunk, table)
+            log.debug("chunk %d done (%d rows)", chunk, expected[chunk])
