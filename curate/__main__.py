@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "inspect": ("curate.commands.inspect.cli", "HELP", "add_arguments", "main"),
     "report": ("curate.commands.inspect.cli", "REPORT_HELP", "add_report_arguments", "report"),
     "tiles": ("curate.commands.tiles.cli", "HELP", "add_arguments", "main"),
+    "export": ("curate.commands.export.cli", "HELP", "add_arguments", "main"),
     "bench": ("curate.commands.bench.cli", "HELP", "add_arguments", "main"),
     "demo-data": ("curate.commands.demo.cli", "DATA_HELP", "add_data_arguments", "data"),
     "train-clip": ("curate.commands.demo.cli", "CLIP_HELP", "add_clip_arguments", "clip"),

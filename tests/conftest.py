@@ -4,6 +4,7 @@ tiny demo CLIP built once per test session."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,28 @@ def demo_mixture(demo_filter_run, demo_input, tmp_path_factory):
     mix = [f"inputs=[{root / 't'}]", "budget=600", "output.samples_per_shard=20", f"output.dir={root / 'm'}"]
     run_mix(load_mix(REPO / "pipelines" / "mix_demo.yaml", mix))
     return root
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# The flags this machine's closed network needs (no background connections, no GPU, no sandbox as root).
+FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,2400",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM) or not shutil.which(CHROMEDRIVER):
+        pytest.fail("headless Chromium is needed: run `make browser` (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -24,6 +24,7 @@ class Source:
     label: str = ""  # name used in sample keys and <img> paths; defaults to `kind`
     tasks: tuple[str, ...] = ()
     require_local_images: bool = True  # False: a sample may point at an image URL with no bytes in the shard
+    license: str = ""  # the data's licence as its publisher states it (e.g. CC-BY-4.0); the export card lists it
 
     def __post_init__(self) -> None:
         if not self.tasks:

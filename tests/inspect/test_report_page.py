@@ -3,37 +3,12 @@ figure loads; a screenshot of each is kept under out/test_previews/."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from helpers import REPO
 
 from curate.__main__ import main
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SHOTS = REPO / "out" / "test_previews"
-# The flags this machine's closed network needs (no background connections, no GPU, no sandbox as root).
-FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,2400",
-)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which(CHROMIUM) or not shutil.which(CHROMEDRIVER):
-        pytest.fail("headless Chromium is needed: run `make browser` (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.parametrize("kind", ["filter", "build", "mix"])

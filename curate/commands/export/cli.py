@@ -1,0 +1,25 @@
+"""`curate export SRC --format hf|llava --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "task samples as a Hugging Face dataset with a dataset card (hf) or as LLaVA conversation JSON (llava)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="a curate build output (or any folder of task shards)")
+    p.add_argument("--format", required=True, choices=("hf", "llava"), help="hf: parquet + README.md card; llava")
+    p.add_argument("--out", required=True, help="the export folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty export folder")
+
+
+def main(args: argparse.Namespace) -> int:
+    from curate.commands.export.run import run_export
+
+    counts = run_export(Path(args.src), args.format, Path(args.out), overwrite=args.overwrite)
+    print(f"curate export {args.format}: {counts['samples']:,} samples, {counts['images']:,} images -> {args.out}")
+    for task, n in sorted(counts["tasks"].items()):
+        print(f"  {task:<18}{n:>9,}")
+    return 0

@@ -1,0 +1,125 @@
+"""`curate export SRC --format hf|llava --out DIR`: stream every task sample of a build output into another
+tool's layout, one source file at a time (memory holds one parquet row group of images).
+
+- `hf`: `data/train-NNNNN-of-MMMMM.parquet` (one per source part; `image` as the Hugging Face Image feature
+  {bytes, path}) and `README.md`, the dataset card (curate.export.card). Loads with
+  `datasets.load_dataset(DIR)`.
+- `llava`: `llava.json` (curate.export.llava) and `images/<path inside <img>>`.
+
+Every file is written under a temporary name and renamed; the card (hf) or the JSON (llava) comes last, so a
+folder holding it is complete. An existing DIR is refused unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.core.atomic import write_atomic, write_bytes_atomic
+from curate.core.errors import ConfigError
+from curate.core.log import progress
+from curate.core.shards import output_files, read_parquet
+
+log = logging.getLogger(__name__)
+FORMATS = ("hf", "llava")
+HF_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("task", pa.string()),
+        ("source", pa.string()),
+        ("prefix", pa.string()),
+        ("target", pa.string()),
+        ("images", pa.list_(pa.string())),
+        ("image_sizes", pa.list_(pa.list_(pa.int32()))),
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+    ]
+)
+ROWS_PER_GROUP = 64
+
+
+def run_export(src: Path, fmt: str, out: Path, overwrite: bool = False) -> dict[str, Any]:
+    """Export `src` (a build output, or any folder of task shards) to `out`; returns the measured counts."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}; valid: {', '.join(FORMATS)}")
+    parts = output_files(src, "parquet")
+    if not parts:
+        raise ConfigError(f"{src} holds no task samples (parquet parts of a curate build output)")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{out} exists and is not empty; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, Any] = {"samples": 0, "images": 0, "bytes": 0, "tasks": Counter(), "sources": Counter()}
+    export = _export_hf if fmt == "hf" else _export_llava
+    export(src, parts, out, counts)
+    counts["tasks"], counts["sources"] = dict(counts["tasks"]), dict(counts["sources"])
+    return counts
+
+
+def _count(counts: dict[str, Any], row: dict[str, Any]) -> None:
+    counts["samples"] += 1
+    counts["images"] += 1 if row.get("image") is not None else 0
+    counts["tasks"][row["task"]] += 1
+    counts["sources"][row["source"]] += 1
+
+
+def _export_hf(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) -> None:
+    from curate.export.card import card
+
+    with progress(len(parts), "export hf", unit="parts") as bar:
+        for i, part in enumerate(parts):
+            path = out / "data" / f"train-{i:05d}-of-{len(parts):05d}.parquet"
+
+            def write(tmp: Path, part: Path = part) -> None:
+                with pq.ParquetWriter(tmp, HF_SCHEMA) as writer:
+                    batch: list[dict[str, Any]] = []
+                    for row in read_parquet(part):
+                        _count(counts, row)
+                        image = row.get("image")
+                        name = (row.get("images") or [None])[0]
+                        batch.append({**{k: row.get(k) for k in HF_SCHEMA.names if k != "image"},
+                                      "image": None if image is None else {"bytes": image, "path": name}})  # fmt: skip
+                        if len(batch) == ROWS_PER_GROUP:
+                            writer.write_table(pa.Table.from_pylist(batch, HF_SCHEMA))
+                            batch = []
+                    if batch:
+                        writer.write_table(pa.Table.from_pylist(batch, HF_SCHEMA))
+
+            write_atomic(path, write)
+            counts["bytes"] += path.stat().st_size
+            bar.update(1)
+    write_bytes_atomic(out / "README.md", card(src, counts, "data/train-*.parquet").encode())
+
+
+def _export_llava(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) -> None:
+    from curate.export.llava import record
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f, progress(len(parts), "export llava", unit="parts") as bar:
+            f.write("[")
+            first = True
+            for part in parts:
+                for row in read_parquet(part):
+                    _count(counts, row)
+                    paths = []
+                    if row.get("image") is not None:
+                        relative = Path("images") / (row.get("images") or [f"{row['key']}.jpg"])[0]
+                        if not relative.is_relative_to("images") or ".." in relative.parts:
+                            raise ConfigError(f"{row['key']}: image path {relative} leaves the export folder")
+                        write_bytes_atomic(out / relative, row["image"])
+                        counts["bytes"] += len(row["image"])
+                        paths.append(relative.as_posix())
+                    f.write(("\n" if first else ",\n") + json.dumps(record(row, paths), ensure_ascii=False))
+                    first = False
+                bar.update(1)
+            f.write("\n]\n")
+
+    write_atomic(out / "llava.json", write)
+    counts["bytes"] += (out / "llava.json").stat().st_size
