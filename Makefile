@@ -173,7 +173,9 @@ fmt: $(STAMP)
 ## and the image plans began (issue 18).
 ## 14500 -> 15500 with the image plans in mix and train (per-image slots, views, DeepSeek-VL2's tile connector,
 ## the plan comparison; issue 18) and the connector family with SparseVLM pruning (issue 19).
-SIZE_BUDGET := 15500
+## 15500 -> 17500 with the CLIP pixel stage and device decode (issue 20), the language evaluation and English
+## vocabulary (issue 22), and URL encoding, progress output, the shape scenes and curate export (issue 21).
+SIZE_BUDGET := 17500
 size:
 	@total=$$(find curate -name '*.py' -exec cat {} + | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
 	test $$total -le $(SIZE_BUDGET)
