@@ -219,4 +219,8 @@ def fingerprint(cfg: Any) -> str:
     data = to_dict(cfg)
     data.pop("ray", None)
     data["output"] = {k: v for k, v in data.get("output", {}).items() if k != "dir"}
+    for entry in data.get("sources", []) if isinstance(data.get("sources"), list) else []:
+        for spec in entry.values() if isinstance(entry, dict) else []:
+            if isinstance(spec, dict):
+                spec.pop("license", None)  # a source's declared licence labels the data, it does not change it
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -64,40 +64,71 @@ def tool_output(path: Path) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(path, "ab", buffering=0)  # noqa: SIM115 - first, so a failure here leaks nothing
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    terminal = open(saved[1], "w", buffering=1, closefd=False)  # noqa: SIM115 - closed below
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    # backslashreplace: a URL or caption the terminal's encoding cannot show must not turn into a logging error
+    terminal = open(saved[1], "w", buffering=1, closefd=False, encoding=encoding, errors="backslashreplace")  # noqa: SIM115
+    restore_records = _route_records(terminal)
+    try:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        _tool_log, _terminal = path, terminal
+        yield
+    finally:
+        _tool_log, _terminal = None, None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        restore_records()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        terminal.close()
+        os.close(saved[0])
+        os.close(saved[1])
+        log_file.close()
+
+
+def _route_records(terminal: TextIO) -> Any:
+    """curate's log records to `terminal`, every other library's to stderr (the file); returns the undo."""
     root = logging.getLogger()
     handlers = [h for h in root.handlers if type(h) is logging.StreamHandler]
     streams = [h.stream for h in handlers]
+    added = []
+    if not handlers:  # no setup_logging (library use): curate's warnings still reach the terminal
+        added.append(logging.StreamHandler(terminal))
+        added[0].setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
     others = logging.StreamHandler(sys.stderr)  # fd 2: the file, once redirected
     others.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
     others.addFilter(_NotCurate())
     only_curate = _CurateOnly()
-    with open(path, "ab", buffering=0) as log_file:
-        os.dup2(log_file.fileno(), 1)
-        os.dup2(log_file.fileno(), 2)
-        for h in handlers:
-            h.setStream(terminal)
-            h.addFilter(only_curate)
-        root.addHandler(others)
-        _tool_log, _terminal = path, terminal
-        try:
-            yield
-        finally:
-            _tool_log, _terminal = None, None
-            sys.stdout.flush()
-            sys.stderr.flush()
-            root.removeHandler(others)
-            for h, stream in zip(handlers, streams, strict=True):
-                h.removeFilter(only_curate)
-                h.setStream(stream)
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            terminal.close()
-            os.close(saved[0])
-            os.close(saved[1])
+    for h in handlers:
+        h.setStream(terminal)
+    for h in [*handlers, *added]:
+        h.addFilter(only_curate)
+    for h in [*added, others]:
+        root.addHandler(h)
+
+    def undo() -> None:
+        for h in [*added, others]:
+            root.removeHandler(h)
+        for h, stream in zip(handlers, streams, strict=True):
+            h.removeFilter(only_curate)
+            h.setStream(stream)
+
+    return undo
+
+
+def tool_log_tail(lines: int = 20) -> str:
+    """The last lines the tools wrote to the run's log (for an error message), or "" when output is not
+    redirected."""
+    if _tool_log is None or not _tool_log.exists():
+        return ""
+    with open(_tool_log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+        tail = f.read().decode(errors="replace").splitlines()[-lines:]
+    return "\n".join(tail)
 
 
 def terminal() -> TextIO:

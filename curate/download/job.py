@@ -58,23 +58,32 @@ def child_env() -> dict[str, str]:
 
 def run_in_child(job: DownloadJob) -> None:
     """Run `job` in a fresh interpreter; raises when it fails (its own output says why)."""
-    from curate.core.log import progress, tool_log_hint
+    from curate.core.log import progress, tool_log_hint, tool_log_tail
 
     proc = subprocess.Popen([sys.executable, "-m", "curate.download.job"], stdin=subprocess.PIPE, env=child_env())
     assert proc.stdin is not None
     proc.stdin.write(pickle.dumps(job))
     proc.stdin.close()
+
     # Progress by finished shards: img2dataset writes a shard's <shard>_stats.json when the shard is done
+    # Shards finished now: stats files in the attempt folder or already harvested into raw/, less those that were
+    # there before (the attempt folder starts with their copies)
+    def finished() -> set[str]:
+        return {p.name for folder in (job.out, job.out.parent) for p in folder.glob("*_stats.json")}
+
+    before = finished()
     with progress(job.to_download or job.num_chunks, "download", unit="chunks") as bar:
         while proc.poll() is None:
             try:
                 proc.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 pass
-            bar.update(len(list(job.out.glob("*_stats.json"))) - bar.n)
+            bar.update(len(finished() - before) - bar.n)
     if proc.returncode != 0:
+        tail = tool_log_tail()
         raise RuntimeError(
             f"the img2dataset download process failed with exit status {proc.returncode} ({tool_log_hint()})"
+            + (f"; its last lines:\n{tail}" if tail else "")
         )
 
 

@@ -5,8 +5,9 @@ parser (WHATWG URL Standard) does it:
 
 - leading and trailing spaces and C0 controls are dropped, and tabs and newlines anywhere are removed;
 - the host is lower-cased and IDNA-encoded (UTS #46, as browsers do: `bücher.example` -> `xn--bcher-kva.example`);
-- the path and query are UTF-8 percent-encoded where they hold non-ASCII characters, spaces, controls or
-  characters a request line cannot carry; existing `%XX` escapes are kept as they are;
+- the path and query are UTF-8 percent-encoded where the URL Standard's path and query percent-encode sets
+  say (non-ASCII, spaces, controls, quotes, `<`, `>`, and in paths also `` ` ``, `{`, `}`); existing `%XX`
+  escapes are kept as they are; in http(s) URLs a backslash is a slash;
 - the fragment is dropped: browsers never send it.
 
 A URL that cannot be encoded (a host label IDNA refuses, a bad port) raises UrlEncodingError; the row ends as
@@ -19,11 +20,12 @@ import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
 ENCODING_MARK = "curate:bad_url"  # in the URL file's `refused` column; maps to the download:bad_url reason
-# Kept as they are: RFC 3986 unreserved and sub-delims, ':' '@' '/', and '%' (an escape already there). The
-# query also keeps '?'. Everything else (non-ASCII as UTF-8, space, controls, '"', '<', '>', '`', '{', '}', '|',
-# '\\', '^') is percent-encoded, as the URL Standard's path and query percent-encode sets do.
-PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-QUERY_SAFE = PATH_SAFE + "?"
+# The URL Standard's percent-encode sets: in a path, C0 controls, space, '"', '#', '<', '>', '?', '`', '{', '}'
+# (and non-ASCII, as UTF-8); in the query of an http(s) URL, C0 controls, space, '"', '#', '<', '>' and "'".
+# Everything else printable is sent as it is ('[', ']', '|', '^' included), and '%' is kept (an escape there).
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+PATH_SAFE = "".join(c for c in _PRINTABLE if c not in '"#<>?`{}')
+QUERY_SAFE = "".join(c for c in _PRINTABLE if c not in "\"#<>'")
 TAB_NEWLINE = re.compile(r"[\t\n\r]")
 C0_OR_SPACE = "".join(chr(c) for c in range(0x21))
 ASCII_HOST = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=-]*|[0-9A-Fa-f:.]+(%[A-Za-z0-9._~-]+)?")  # a name, or IPv6
@@ -36,6 +38,8 @@ class UrlEncodingError(ValueError):
 def browser_url(url: str) -> str:
     """`url` as a browser would request it (module docstring); ASCII-only."""
     text = TAB_NEWLINE.sub("", url.strip(C0_OR_SPACE))
+    if text[:8].lower().startswith(("http://", "https://")):  # special schemes: a backslash is a slash
+        text = text.replace("\\", "/")
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -69,7 +73,12 @@ def encoded_host(host: str) -> str:
     try:
         return idna.encode(host, uts46=True, transitional=False).decode("ascii")
     except idna.IDNAError as err:
-        raise UrlEncodingError(f"host {host!r} cannot be IDNA-encoded: {err}") from err
+        # Browsers are more lenient than strict IDNA 2008 (symbols like '☃', '_' in labels): fall back to
+        # Python's IDNA 2003 codec label by label before giving up
+        try:
+            return ".".join(label.encode("idna").decode("ascii") if label else "" for label in host.split("."))
+        except UnicodeError:
+            raise UrlEncodingError(f"host {host!r} cannot be IDNA-encoded: {err}") from err
 
 
 def encoding_failure(url: str | None) -> str | None:

@@ -4,8 +4,10 @@ One record per sample: `id`, `image` (a path relative to the export folder; a li
 for text-only samples) and `conversations`, a human turn then a gpt turn. The human turn starts with one
 `<image>` line per image. Qwen-VL's text becomes LLaVA's:
 
-- `<box>(x1,y1),(x2,y2)</box>` (0-1000 integers) -> `[x1, y1, x2, y2]` as floats in [0, 1] with 3 decimals
-  (LLaVA-1.5's region format); `<quad>` -> its 8 coordinates the same way; `<ref>x</ref>` -> x;
+- `<box>(x1,y1),(x2,y2)</box>` (0-1000 integers over the image) -> `[x1, y1, x2, y2]` as floats in [0, 1]
+  with 3 decimals over the image padded to a centred square, as LLaVA-1.5 trains (`image_aspect_ratio: pad`
+  expands each image to a square before the ViT, and its region data is normalized to that square); `<quad>` ->
+  its 8 coordinates the same way; `<ref>x</ref>` -> x. Without a recorded size the image is taken as square;
 - referring grounding and grounded captioning take LLaVA-1.5's REC / REG prompts ("Please provide the bounding
   box coordinate of the region this sentence describes: ..." / "Please provide a short description for this
   region: [...]"); other tasks keep Qwen-VL's prompt text;
@@ -30,30 +32,39 @@ REF = re.compile(r"<ref>(.*?)</ref>", re.S)
 IMG = re.compile(r"<img>.*?</img>", re.S)
 
 
-def _floats(values: Iterable[str]) -> str:
-    return "[" + ", ".join(f"{int(v) / 1000:.3f}" for v in values) + "]"
+def _floats(values: Iterable[str], size: tuple[int, int] | None = None) -> str:
+    """Qwen-VL 0-1000 coordinates (x, y alternating) as LLaVA-1.5 floats over the image padded to a centred
+    square of side max(width, height)."""
+    w, h = size or (1, 1)
+    side = max(w, h)
+    offsets, scales = ((side - w) / 2, (side - h) / 2), (w, h)
+    out = [(int(v) / 1000 * scales[i % 2] + offsets[i % 2]) / side for i, v in enumerate(values)]
+    return "[" + ", ".join(f"{v:.3f}" for v in out) + "]"
 
 
-def plain(text: str) -> str:
-    """Qwen-VL markup as LLaVA text: boxes and quads as normalized floats, refs unwrapped, no <img>, no EOS."""
+def plain(text: str, size: tuple[int, int] | None = None) -> str:
+    """Qwen-VL markup as LLaVA text: boxes and quads as floats (over the padded square of an image of `size`),
+    refs unwrapped, no <img>, no EOS."""
     text = IMG.sub("", text).replace(qwen.EOS, "")
-    text = BOX.sub(lambda m: " " + _floats(m.groups()), text)
-    text = QUAD.sub(lambda m: " " + _floats(re.findall(r"\d+", m.group(1))), text)
+    text = BOX.sub(lambda m: " " + _floats(m.groups(), size) + " ", text)
+    text = QUAD.sub(lambda m: " " + _floats(re.findall(r"\d+", m.group(1)), size) + " ", text)
     text = REF.sub(lambda m: m.group(1), text)
-    return " ".join(text.split())
+    return " ".join(text.split()).replace(" .", ".").replace(" ,", ",")
 
 
 def conversation(row: dict[str, Any]) -> tuple[str, str]:
     """(human text without the <image> lines, gpt text) of one task sample."""
     prefix, target = row["prefix"] or "", row["target"] or ""
+    sizes = row.get("image_sizes") or []
+    size = tuple(sizes[0]) if sizes and sizes[0] else None
     if row["task"] == "ref_grounding":
         expression = REF.search(prefix)
-        return REC_PROMPT + (expression.group(1) if expression else plain(prefix)), plain(target)
+        return REC_PROMPT + (expression.group(1) if expression else plain(prefix, size)), plain(target, size)
     if row["task"] == "grounded_caption":
         box = BOX.search(prefix)
-        region = _floats(box.groups()) if box else plain(prefix)
+        region = _floats(box.groups(), size) if box else plain(prefix, size)
         return REG_PROMPT + region, plain(BOX.sub("", prefix) + target)  # "This is the green square"
-    return plain(prefix), plain(target)
+    return plain(prefix, size), plain(target, size)
 
 
 def record(row: dict[str, Any], image_paths: list[str]) -> dict[str, Any]:

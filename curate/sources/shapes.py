@@ -98,7 +98,7 @@ class Shapes(Source):
             "height": self.size,
             "refs": refs,
             "captions": [scene_caption(refs, rng)],
-            "objects": [{"phrase": "a" + r["expression"][3:], "bbox": r["bbox"]} for r in refs],
+            "objects": [{"phrase": indefinite(r["expression"]), "bbox": r["bbox"]} for r in refs],
             "question": question,
             "answers": [answer],
         }
@@ -126,9 +126,15 @@ CAPTION_OPENINGS = ("A drawing of", "A picture with", "Shapes on a plain backgro
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")
 
 
+def indefinite(expression: str) -> str:
+    """'the orange circle' -> 'an orange circle', 'the red square' -> 'a red square'."""
+    words = expression.removeprefix("the ")
+    return ("an " if words[:1] in "aeiou" else "a ") + words
+
+
 def scene_caption(refs: list[dict[str, Any]], rng: np.random.Generator) -> str:
     """'A drawing of a red circle and a blue square.': every shape, left to right, named as its `phrase`."""
-    names = ["a" + r["expression"][3:] for r in sorted(refs, key=lambda r: (r["bbox"][0], r["bbox"][1]))]
+    names = [indefinite(r["expression"]) for r in sorted(refs, key=lambda r: (r["bbox"][0], r["bbox"][1]))]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"{CAPTION_OPENINGS[int(rng.integers(len(CAPTION_OPENINGS)))]} {listed}."
 
@@ -152,5 +158,5 @@ def scene_question(refs: list[dict[str, Any]], rng: np.random.Generator) -> tupl
         present = bool(rng.integers(2))
         absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in pairs]
         colour, shape = pairs[int(rng.integers(len(pairs)))] if present else absent[int(rng.integers(len(absent)))]
-        return f"Is there a {colour} {shape}?", "yes" if present else "no"
+        return f"Is there {indefinite(f'the {colour} {shape}')}?", "yes" if present else "no"
     return "How many shapes are there?", NUMBERS[len(pairs)]

@@ -96,3 +96,16 @@ def test_llava_export_passes_the_loader_rules(demo_mixture, tmp_path):
     assert sum("image" in i for i in items) == sum(r["image"] is not None for r in rows)
     boxes = [i for i in items if i["id"].startswith("demo_scenes") and "[0." in i["conversations"][1]["value"]]
     assert boxes  # grounding answers carry normalized boxes
+
+
+def test_llava_boxes_are_normalized_over_the_padded_square():
+    # a 200 x 100 image padded to 200 x 200: y moves down by 50 px and both axes divide by 200
+    assert plain("<box>(0,0),(1000,1000)</box>", (200, 100)) == "[0.000, 0.250, 1.000, 0.750]"
+    assert plain("<box>(0,0),(1000,1000)</box>", (100, 200)) == "[0.250, 0.000, 0.750, 1.000]"
+
+
+def test_export_refuses_an_out_folder_holding_the_source(tmp_path, capsys):
+    (tmp_path / "build" / "caption" / "parquet").mkdir(parents=True)
+    assert main(["export", str(tmp_path / "build"), "--format", "hf", "--out", str(tmp_path), "--overwrite"]) == 2
+    assert "must lie outside" in capsys.readouterr().err
+    assert (tmp_path / "build" / "caption" / "parquet").exists()

@@ -28,7 +28,9 @@ from curate.download.url_encoding import UrlEncodingError, browser_url
         ("  http://example.com/a.jpg\n", "http://example.com/a.jpg"),
         ("http://example.com/a\tb\nc.jpg", "http://example.com/abc.jpg"),
         ("http://example.com/already%20encoded%E2%80%98.jpg", "http://example.com/already%20encoded%E2%80%98.jpg"),
-        ("http://example.com/a<b>|{c}.jpg", "http://example.com/a%3Cb%3E%7C%7Bc%7D.jpg"),
+        ("http://example.com/a<b>|{c}.jpg", "http://example.com/a%3Cb%3E|%7Bc%7D.jpg"),
+        ("http://example.com/x\\y[1].jpg?a[]=1&q=it's", "http://example.com/x/y[1].jpg?a[]=1&q=it%27s"),
+        ("http://\u2603.net/a", "http://xn--n3h.net/a"),  # IDNA 2008 refuses the snowman; browsers do not
         ("http://[2001:db8::1]:81/a.jpg", "http://[2001:db8::1]:81/a.jpg"),
         ("http://example.com", "http://example.com/"),
     ],
@@ -40,7 +42,7 @@ def test_urls_are_encoded_as_a_browser_sends_them(url, sent):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://example.com:99999/a.jpg", "http://exa mple.com/a.jpg", "http://\u2603\u0301--.com/a.jpg"]
+    "url", ["http://example.com:99999/a.jpg", "http://exa mple.com/a.jpg", "http://" + "\xfc" * 64 + ".com/a.jpg"]
 )
 def test_urls_that_cannot_be_encoded_raise(url):
     with pytest.raises(UrlEncodingError):

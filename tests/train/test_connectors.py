@@ -223,3 +223,25 @@ def test_media_positions_make_the_patch_order_matter_and_off_is_the_reference_de
             shuffled = shuffled[:, torch.argsort(order)]
         # without positions the perceiver and the Q-Former see a set of patches, and the MLP each patch alone
         assert torch.allclose(out, shuffled, atol=1e-5) != positions, (kind, positions)
+
+
+def test_init_from_a_checkpoint_with_other_media_positions_is_refused(tmp_path):
+    from curate.commands.train.run_dir import init_weights
+    from curate.core.errors import ConfigError
+
+    tok = ByteTokenizer()
+    cfg = VLMConfig(
+        decoder=DecoderConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=32),
+        adapter=AdapterConfig(n_queries=16, heads=2),
+        connector="perceiver",
+    )
+    model = VLM(cfg)
+    path = tmp_path / "old.pt"
+    # a checkpoint written before the setting existed: its adapter config has no media_positions
+    old = {"model": model.state_dict(), "config": {"model": {"connector": "perceiver", "adapter": {"n_queries": 16}}}}
+    torch.save(old, path)
+    with pytest.raises(ConfigError, match="media_positions=False"):
+        init_weights(str(path), model)
+    old["config"]["model"]["adapter"]["media_positions"] = True
+    torch.save(old, path)
+    init_weights(str(path), model)  # the same setting loads

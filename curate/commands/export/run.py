@@ -48,6 +48,9 @@ def run_export(src: Path, fmt: str, out: Path, overwrite: bool = False) -> dict[
     """Export `src` (a build output, or any folder of task shards) to `out`; returns the measured counts."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}; valid: {', '.join(FORMATS)}")
+    inside = out.resolve() == src.resolve() or src.resolve().is_relative_to(out.resolve())
+    if inside or out.resolve().is_relative_to(src.resolve()):
+        raise ConfigError(f"--out {out} must lie outside {src} (and not hold it)")
     parts = output_files(src, "parquet")
     if not parts:
         raise ConfigError(f"{src} holds no task samples (parquet parts of a curate build output)")
@@ -101,6 +104,8 @@ def _export_hf(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) 
 def _export_llava(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) -> None:
     from curate.export.llava import record
 
+    written: set[Path] = set()  # an image several samples share (one scene, several tasks) is written once
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as f, progress(len(parts), "export llava", unit="parts") as bar:
             f.write("[")
@@ -113,8 +118,10 @@ def _export_llava(src: Path, parts: list[Path], out: Path, counts: dict[str, Any
                         relative = Path("images") / (row.get("images") or [f"{row['key']}.jpg"])[0]
                         if not relative.is_relative_to("images") or ".." in relative.parts:
                             raise ConfigError(f"{row['key']}: image path {relative} leaves the export folder")
-                        write_bytes_atomic(out / relative, row["image"])
-                        counts["bytes"] += len(row["image"])
+                        if relative not in written:
+                            write_bytes_atomic(out / relative, row["image"])
+                            counts["bytes"] += len(row["image"])
+                            written.add(relative)
                         paths.append(relative.as_posix())
                     f.write(("\n" if first else ",\n") + json.dumps(record(row, paths), ensure_ascii=False))
                     first = False

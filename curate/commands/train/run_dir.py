@@ -94,6 +94,15 @@ def init_weights(path: str, model: VLM) -> None:
     if not Path(path).is_file():
         raise ConfigError(f"init_from {path} not found")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = ((state.get("config") or {}).get("model") or {}) if isinstance(state, dict) else {}
+    connector = saved.get("connector", model.cfg.connector)
+    if connector in ("perceiver", "qformer", "mlp2x_gelu") and "adapter" in saved:
+        # media_positions adds no parameters: a mismatch would load without complaint and compute something else
+        was = saved["adapter"].get("media_positions", False)  # checkpoints before the setting had none
+        if was != model.cfg.adapter.media_positions:
+            raise ConfigError(
+                f"init_from {path} was trained with model.adapter.media_positions={was}; set the same value"
+            )
     model.load_state_dict(state["model"] if "model" in state else state)
 
 
