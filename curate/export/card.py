@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import yaml
 
 from curate import __version__
 from curate.core.run_folder import read_run
+from curate.core.tables import markdown_table
 
 # (column, Hugging Face feature dtype, what it holds)
 SCHEMA = (
@@ -24,22 +26,36 @@ SCHEMA = (
     ("image_sizes", "`list<list<int32>>`", "[width, height] of each image as recorded by the source"),
     ("image", "image", "the image (bytes; null for text-only samples)"),
 )
-HF_FEATURES = [
-    {"name": "key", "dtype": "string"},
-    {"name": "task", "dtype": "string"},
-    {"name": "source", "dtype": "string"},
-    {"name": "prefix", "dtype": "string"},
-    {"name": "target", "dtype": "string"},
-    {"name": "images", "sequence": "string"},
-    {"name": "image_sizes", "sequence": {"sequence": "int32"}},
-    {"name": "image", "dtype": "image"},
-]
+# The export's parquet schema; the card's `features` are derived from it (hf_features)
+HF_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("task", pa.string()),
+        ("source", pa.string()),
+        ("prefix", pa.string()),
+        ("target", pa.string()),
+        ("images", pa.list_(pa.string())),
+        ("image_sizes", pa.list_(pa.list_(pa.int32()))),
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),  # the Hugging Face Image feature
+    ]
+)
 
 
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def _feature(kind: pa.DataType) -> Any:
+    if pa.types.is_list(kind):
+        return {"sequence": _feature(kind.value_type)}
+    if pa.types.is_struct(kind):
+        return "image"
+    return str(kind)
+
+
+def hf_features(schema: pa.Schema = HF_SCHEMA) -> list[dict[str, Any]]:
+    """The `dataset_info.features` of the card for the export's parquet schema."""
+    out = []
+    for field in schema:
+        feature = _feature(field.type)
+        out.append({"name": field.name, **(feature if isinstance(feature, dict) else {"dtype": feature})})
+    return out
 
 
 def _sources(resolved: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -59,7 +75,7 @@ def card(src: Path, counts: dict[str, Any], data_glob: str) -> str:
         "tags": ["curate", "qwen-vl", "vision-language"],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_glob}]}],
         "dataset_info": {
-            "features": HF_FEATURES,
+            "features": hf_features(),
             "splits": [{"name": "train", "num_examples": counts["samples"]}],
             "dataset_size": counts["bytes"],
         },
@@ -75,17 +91,17 @@ def card(src: Path, counts: dict[str, Any], data_glob: str) -> str:
         "## Filters",
         *_filters(resolved),
         "## Tasks",
-        _md_table(
+        markdown_table(
             ["task", "samples", "share"],
             [[t, f"{n:,}", f"{n / max(1, counts['samples']):.1%}"] for t, n in sorted(counts["tasks"].items())],
         ),
         "## Sources and licences",
-        _md_table(
+        markdown_table(
             ["source", "samples", "licence"],
             [[s, f"{n:,}", licences.get(s) or "not declared"] for s, n in sorted(counts["sources"].items())],
         ),
         "## Schema",
-        _md_table(["column", "type", "holds"], [list(row) for row in SCHEMA]),
+        markdown_table(["column", "type", "holds"], [list(row) for row in SCHEMA]),
         "## Counts",
         "Measured while exporting: "
         + ", ".join(f"{k} {counts[k]:,}" for k in ("samples", "images", "bytes"))
@@ -108,7 +124,7 @@ def _provenance(src: Path, run: dict[str, Any], resolved: dict[str, Any]) -> str
             k: v for k, v in spec.items() if k not in ("label", "require_local_images") and v not in ("", None)
         }
         rows.append([f"source `{spec.get('label') or kind}` ({kind})", f"`{json.dumps(settings, sort_keys=True)}`"])
-    return _md_table(["what", "value"], rows)
+    return markdown_table(["what", "value"], rows)
 
 
 def _filters(resolved: dict[str, Any]) -> list[str]:
@@ -130,7 +146,9 @@ def _filters(resolved: dict[str, Any]) -> list[str]:
                 }
                 rows.append([name, "skipped" if shown.pop("skip", False) else "on", f"`{json.dumps(shown)}`"])
         out.append(f"Filter run `{run_dir}` (source `{spec.get('label') or kind}`):")
-        out.append(_md_table(["filter", "state", "settings (thresholds)"], rows) if rows else "no filters recorded")
+        out.append(
+            markdown_table(["filter", "state", "settings (thresholds)"], rows) if rows else "no filters recorded"
+        )
         stats_path = run_dir / "stats.json"
         if stats_path.exists():
             stats = json.loads(stats_path.read_text())
@@ -142,5 +160,5 @@ def _filters(resolved: dict[str, Any]) -> list[str]:
             ]
             funnel.append(["kept", f"{stats['kept_rows']:,}", f"{stats['kept_rows'] / total:.1%}"])
             out.append("Funnel:")
-            out.append(_md_table(["rows", "count", "share of input"], funnel))
+            out.append(markdown_table(["rows", "count", "share of input"], funnel))
     return out or ["No curated (filtered) source: the samples come from annotated or synthetic sources as listed."]

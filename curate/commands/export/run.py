@@ -26,21 +26,10 @@ from curate.core.atomic import write_atomic, write_bytes_atomic
 from curate.core.errors import ConfigError
 from curate.core.log import progress
 from curate.core.shards import output_files, read_parquet
+from curate.export.card import HF_SCHEMA
 
 log = logging.getLogger(__name__)
 FORMATS = ("hf", "llava")
-HF_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("task", pa.string()),
-        ("source", pa.string()),
-        ("prefix", pa.string()),
-        ("target", pa.string()),
-        ("images", pa.list_(pa.string())),
-        ("image_sizes", pa.list_(pa.list_(pa.int32()))),
-        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-    ]
-)
 ROWS_PER_GROUP = 64
 
 

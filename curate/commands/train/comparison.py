@@ -12,14 +12,13 @@ from typing import Any
 
 from curate.core.atomic import write_bytes_atomic
 from curate.core.errors import ConfigError
+from curate.core.tables import markdown_table
 
 Rows = list[dict[str, Any]]
 
 
 def markdown(title: str, columns: Sequence[str], rows: Rows) -> str:
-    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join("-" if row[c] is None else str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return f"# {title}\n\n" + markdown_table(columns, [[row[c] for c in columns] for row in rows]) + "\n"
 
 
 def compare_main(
