@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.core.storage import publish
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -21,6 +23,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        publish(path)
     finally:
         if tmp.exists():
             tmp.unlink()

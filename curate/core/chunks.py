@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.core.atomic import TMP_SUFFIX, write_atomic
+from curate.core.log import progress
 from curate.core.run_folder import RunFolder
 from curate.core.shards import (
     PARQUET_DIR,
@@ -42,11 +42,11 @@ from curate.core.shards import (
     shard_path,
     write_part,
 )
+from curate.core.storage import exists, publish
 from curate.core.tar import TarWriter
 
 log = logging.getLogger(__name__)
 SPOOL_DIR = "_spool"
-PROGRESS_EVERY_S = 10.0
 IN_FLIGHT = 2  # items queued per actor
 
 
@@ -122,13 +122,10 @@ def run_chunks(run: RunFolder, stage: str, specs: list[Any], pool: WorkerPool, w
     pending = run.pending(stage, range(len(specs)))
     if pending:
         log.info("%s: %d of %d chunks to do on %d Ray workers", what, len(pending), len(specs), pool.size)
-        done, last = 0, time.time()
-        for result in pool.map("run", ({"chunk": c, "spec": specs[c]} for c in pending)):
-            run.mark_done(stage, int(result["chunk"]), result["info"])
-            done += 1
-            if time.time() - last >= PROGRESS_EVERY_S or done == len(pending):
-                log.info("%s: %d/%d chunks done", what, done, len(pending))
-                last = time.time()
+        with progress(len(pending), what, unit="chunks") as bar:
+            for result in pool.map("run", ({"chunk": c, "spec": specs[c]} for c in pending)):
+                run.mark_done(stage, int(result["chunk"]), result["info"])
+                bar.update(1)
     markers = run.markers(stage)
     missing = sorted(set(range(len(specs))) - set(markers))
     if missing:  # never a silent loss
@@ -195,6 +192,7 @@ class ChunkWriter:
             g["tmp"][offsets].write_bytes(np.asarray(g["offsets"], dtype="<i8").tobytes())
             for path in (offsets, tar, g["final"]):  # the parquet part last: it is what a cut looks for
                 os.replace(g["tmp"][path], path)
+                publish(path)
             counts[group] = len(g["offsets"]) - 1
         return counts
 
@@ -254,8 +252,9 @@ def cut_shards(
     ]
     if items:
         log.info("%s: cutting %d of %d shards", what, len(items), sum(len(p) for p in plans.values()))
-        for _ in pool.map("cut", items):
-            pass
+        with progress(len(items), what, unit="shards") as bar:
+            for _ in pool.map("cut", items):
+                bar.update(1)
     for folder, plan in plans.items():
         _remove_extra(folder, len(plan))
     return {folder: len(plan) for folder, plan in plans.items()}
@@ -292,7 +291,8 @@ def _rename(part: Path, folder: Path, index: int, rows: int) -> dict[str, Any]:
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.exists():
             os.replace(source, target)
-        elif not target.exists():
+            publish(target)
+        elif not exists(target):
             raise RuntimeError(f"spool file {source} is missing and shard {target} was never written")
     return {"index": index, "rows": rows}
 

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from curate.core.errors import ConfigError
+from curate.core.storage import localize, portable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +71,7 @@ def read_yaml(path: str | Path, overrides: list[str] | tuple[str, ...]) -> dict[
         raise ConfigError(f"{path}: top level must be a mapping")
     for item in overrides:
         apply_override(raw, item)
-    return raw
+    return localize(raw)
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
@@ -216,7 +217,7 @@ def to_yaml(cfg: Any) -> str:
 
 def fingerprint(cfg: Any) -> str:
     """Hash of everything that changes results (not where they go nor how Ray is reached)."""
-    data = to_dict(cfg)
+    data = portable(to_dict(cfg))
     data.pop("ray", None)
     data["output"] = {k: v for k, v in data.get("output", {}).items() if k != "dir"}
     for entry in data.get("sources", []) if isinstance(data.get("sources"), list) else []:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET_LIBRARIES = ("botocore", "aiobotocore", "s3fs", "fsspec", "urllib3", "huggingface_hub")
 _verbose = False
 _tool_log: Path | None = None  # where the tools' output goes now, while tool_output is active
 _terminal: TextIO | None = None  # the original stderr, while tool_output is active
@@ -32,6 +33,8 @@ def setup_logging(level: str = "INFO", verbose: bool = False) -> None:
         level=getattr(logging, level.upper(), logging.INFO), format=FORMAT, datefmt="%H:%M:%S", stream=sys.stderr,
         force=True,
     )  # fmt: skip
+    for name in QUIET_LIBRARIES:  # object-storage clients log each credential and endpoint lookup at INFO
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
 def tool_log_hint() -> str:

@@ -14,7 +14,11 @@ from contextlib import contextmanager
 from curate.core.errors import ConfigError, exception_chain
 
 # Environment the Ray workers need as the driver has it (offline model loading, quiet imports).
-WORKER_ENV = ("HF_HUB_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "TOKENIZERS_PARALLELISM")
+# Object-storage endpoints and profiles travel too (credentials do not: a cluster's nodes have their own).
+WORKER_ENV = (
+    "HF_HUB_OFFLINE", "NO_ALBUMENTATIONS_UPDATE", "TOKENIZERS_PARALLELISM",
+    "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION", "CURATE_STAGING",
+)  # fmt: skip
 TOKEN_AUTH_DOCS = "https://docs.ray.io/en/latest/ray-security/token-auth.html"
 
 

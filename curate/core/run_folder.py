@@ -29,6 +29,7 @@ from curate import __version__
 from curate.core.atomic import remove_stale_tmp, write_bytes_atomic
 from curate.core.errors import ConfigError
 from curate.core.log import tool_output
+from curate.core.storage import portable, release_mirror, remove_tree, sync_mirror
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
@@ -77,7 +78,12 @@ class RunFolder:
         return (self.path / SUCCESS_FILE).exists()
 
     def mark_complete(self) -> None:
+        """`_SUCCESS`, written last; a run on object storage uploads everything else first, then drops its local
+        working folder (curate.core.storage)."""
+        mirrored = sync_mirror(self.path)
         write_bytes_atomic(self.path / SUCCESS_FILE, b"")
+        if mirrored:
+            release_mirror(self.path)
 
     def finish(self, stats: dict[str, Any], scratch: tuple[str, ...] = ()) -> None:
         """stats.json, then the run's scratch folders (chunk markers and `scratch`) deleted, then `_SUCCESS`."""
@@ -133,9 +139,9 @@ def prepare(
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}")
     identity = {k: identity.get(k, "") for k in IDENTITY_KEYS}
-    if overwrite and out.exists():
+    if overwrite:
         log.info("--overwrite: deleting %s", out)
-        shutil.rmtree(out)
+        remove_tree(out)
     run_file = out / RUN_FILE
     if run_file.exists():
         previous = json.loads(run_file.read_text())
@@ -215,7 +221,7 @@ def paths_digest(paths: Iterable[str | Path]) -> str:
     digest = hashlib.sha256()
     for raw in paths:
         path = Path(raw)
-        digest.update(str(raw).encode())
+        digest.update(str(portable(str(raw))).encode())
         if path.is_file():
             digest.update(file_digest(path))
         elif path.is_dir():

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from curate.core.atomic import write_atomic
 from curate.core.run_folder import read_run
+from curate.core.storage import exists
 from curate.core.tar import TarWriter
 
 SHARD_DIR, PARQUET_DIR = "shards", "parquet"
@@ -44,7 +45,7 @@ def part_path(folder: Path, index: int) -> Path:
 
 
 def shard_done(folder: Path, index: int) -> bool:
-    return shard_path(folder, index).exists() and part_path(folder, index).exists()
+    return exists(shard_path(folder, index)) and exists(part_path(folder, index))
 
 
 def write_shard(folder: Path, index: int, rows: list[Row], schema: pa.Schema) -> None:

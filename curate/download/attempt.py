@@ -28,6 +28,7 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 
 from curate.core.atomic import write_atomic
+from curate.core.storage import publish
 
 log = logging.getLogger(__name__)
 # Blocks on stdin (our pipe) until it closes, i.e. until we finish or die, then kills the attempt's processes.
@@ -90,6 +91,7 @@ def harvest(attempt: Path, raw_dir: Path, seeded: set[str]) -> list[str]:
             part = attempt / f"{name}{suffix}"
             if part.exists():
                 os.replace(part, raw_dir / part.name)
+                publish(raw_dir / part.name)
         # Last, as a copy: its presence in raw/ marks the shard complete, and img2dataset's logger process
         # still reads the original (a moved one killed it with FileNotFoundError, seen in `curate bench`).
         write_atomic(raw_dir / stats.name, lambda tmp, src=stats: shutil.copyfile(src, tmp))

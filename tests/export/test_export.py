@@ -109,3 +109,10 @@ def test_export_refuses_an_out_folder_holding_the_source(tmp_path, capsys):
     assert main(["export", str(tmp_path / "build"), "--format", "hf", "--out", str(tmp_path), "--overwrite"]) == 2
     assert "must lie outside" in capsys.readouterr().err
     assert (tmp_path / "build" / "caption" / "parquet").exists()
+
+
+def test_export_refuses_a_mixture_with_what_it_takes(tmp_path, capsys):
+    (tmp_path / "mix" / "parquet").mkdir(parents=True)
+    (tmp_path / "mix" / "run.json").write_text('{"command": "mix"}')
+    assert main(["export", str(tmp_path / "mix"), "--format", "llava", "--out", str(tmp_path / "x")]) == 2
+    assert "output of `curate mix`" in capsys.readouterr().err

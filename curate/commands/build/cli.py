@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from curate.commands.cli import config_arguments, overrides
+from curate.core.storage import shown
 
 HELP = "stage-2 task building: sources (datasets, filter runs, synthetic OCR) -> the seven task formats -> shards"
 
@@ -19,5 +20,5 @@ def main(args: argparse.Namespace) -> int:
     from curate.tasks.summary import build_table
 
     cfg = load_build(args.config, overrides(args))
-    print(build_table(run_build(cfg, overwrite=args.overwrite), cfg.out_dir))
+    print(build_table(run_build(cfg, overwrite=args.overwrite), shown(cfg.out_dir)))
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from curate.core.config import OutputConfig, RayConfig, build_dataclass, build_named, read_yaml
 from curate.core.errors import ConfigError
+from curate.core.storage import output_path
 from curate.dedup.reference import Decontamination
 
 
@@ -33,7 +34,7 @@ class BuildConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
+        return output_path(self.output.dir or f"out/{self.name}")
 
 
 def load_build(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> BuildConfig:

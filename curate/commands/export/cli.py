@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from curate.core.storage import local_path
+
 HELP = "task samples as a Hugging Face dataset with a dataset card (hf) or as LLaVA conversation JSON (llava)"
 
 
@@ -18,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from curate.commands.export.run import run_export
 
-    counts = run_export(Path(args.src), args.format, Path(args.out), overwrite=args.overwrite)
+    counts = run_export(local_path(args.src), args.format, Path(args.out), overwrite=args.overwrite)
     print(f"curate export {args.format}: {counts['samples']:,} samples, {counts['images']:,} images -> {args.out}")
     for task, n in sorted(counts["tasks"].items()):
         print(f"  {task:<18}{n:>9,}")

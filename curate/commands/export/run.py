@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from curate.core.atomic import write_atomic, write_bytes_atomic
 from curate.core.errors import ConfigError
 from curate.core.log import progress
+from curate.core.run_folder import read_run
 from curate.core.shards import output_files, read_parquet
 from curate.export.card import HF_SCHEMA
 
@@ -40,6 +41,9 @@ def run_export(src: Path, fmt: str, out: Path, overwrite: bool = False) -> dict[
     inside = out.resolve() == src.resolve() or src.resolve().is_relative_to(out.resolve())
     if inside or out.resolve().is_relative_to(src.resolve()):
         raise ConfigError(f"--out {out} must lie outside {src} (and not hold it)")
+    made_by = (read_run(src) or {}).get("command")
+    if made_by not in (None, "build", "ocr"):
+        raise ConfigError(f"{src} is the output of `curate {made_by}`; export takes task samples (a build output)")
     parts = output_files(src, "parquet")
     if not parts:
         raise ConfigError(f"{src} holds no task samples (parquet parts of a curate build output)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from curate.commands.cli import config_arguments, overrides
+from curate.core.storage import shown
 
 HELP = "stage-1 filtering: ingest, filter, write ledger + shards + stats"
 
@@ -19,5 +20,5 @@ def main(args: argparse.Namespace) -> int:
     from curate.ledger.summary import summary_table
 
     cfg = load(args.config, overrides(args))
-    print(summary_table(run_filter(cfg, overwrite=args.overwrite), cfg.out_dir))
+    print(summary_table(run_filter(cfg, overwrite=args.overwrite), shown(cfg.out_dir)))
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from curate.core.config import OutputConfig, RayConfig, build_dataclass, build_named, read_yaml
 from curate.core.errors import ConfigError
+from curate.core.storage import output_path
 from curate.download.config import DownloadConfig
 from curate.download.http_server import SERVE_HOST
 from curate.download.url_policy import UrlPolicy
@@ -44,7 +45,7 @@ class FilterRunConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
+        return output_path(self.output.dir or f"out/{self.name}")
 
 
 def _check_global_stages(filters: tuple[Filter, ...]) -> None:

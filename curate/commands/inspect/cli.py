@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from curate.core.errors import ConfigError
+from curate.core.storage import local_path
 
 HELP = "contact sheet of samples (ledger, shard, build or mixture), boxes drawn"
 REPORT_HELP = "report plots of a filter run, task build or mixture (PNG + one HTML page)"
@@ -31,8 +32,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".png", ".html"):
         raise ConfigError(f"--out {out} must end in .png (contact sheet) or .html (self-contained page)")
-    shown, drawn = preview([Path(p) for p in args.paths], out, plan=args.plan, task=args.task, status=args.status,
-                           n=args.n, seed=args.seed)  # fmt: skip
+    paths = [local_path(p) for p in args.paths]
+    shown, drawn = preview(paths, out, plan=args.plan, task=args.task, status=args.status, n=args.n, seed=args.seed)
     print(f"{shown} samples ({len(drawn)} boxes/quads drawn) -> {out}")
     return 0 if shown else 1
 
@@ -45,7 +46,7 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 def report(args: argparse.Namespace) -> int:
     from curate.inspect.api import write_report
 
-    path = Path(args.path)
+    path = local_path(args.path)
     out = Path(args.out) if args.out else path / "report.html"
     pngs = write_report(path, out)
     print(f"report of {path} -> {out} ({len(pngs)} figures, also as {out.stem}_<figure>.png)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from curate.core.config import OutputConfig, RayConfig, build_dataclass, read_yaml
 from curate.core.errors import ConfigError
+from curate.core.storage import output_path
 from curate.format.image_plan import PLANS
 from curate.mixture.plan import TaskWeights
 
@@ -59,7 +60,7 @@ class MixConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
+        return output_path(self.output.dir or f"out/{self.name}")
 
 
 def load_mix(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> MixConfig:

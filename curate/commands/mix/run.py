@@ -24,6 +24,7 @@ from curate.core.config import fingerprint, to_dict, to_yaml
 from curate.core.ray_session import ray_session
 from curate.core.run_folder import open_run, paths_digest
 from curate.core.shards import read_at, read_parquet
+from curate.core.storage import exists
 from curate.format.tokenizer import make_tokenizer
 from curate.mixture import plan
 from curate.mixture.index import INDEX_SCHEMA, IndexWorker, Pool, index_path, input_shards, shard_file
@@ -125,7 +126,7 @@ def write_sft(out: Path, parts: int, cfg: MixConfig, inputs: list[str]) -> int:
     if bad:
         raise RuntimeError(f"SFT conversations break the finetune rules: {bad[:5]}")
     for name, row in sorted(images.items()):
-        if not (out / name).exists():
+        if not exists(out / name):
             image = read_at(shard_file(inputs, row["input"], row["shard"]), row["image_offset"], row["image_size"])
             write_bytes_atomic(out / name, image)
     write_bytes_atomic(out / "sft.json", json.dumps(items, ensure_ascii=False, indent=1).encode())

@@ -12,6 +12,7 @@ from typing import Any
 
 from curate.core.config import build_dataclass, read_yaml
 from curate.core.errors import ConfigError
+from curate.core.storage import output_path
 from curate.format.image_plan import PLANS
 from curate.train.connectors import CONNECTORS, AdapterConfig
 from curate.train.model import DecoderConfig, VisionConfig
@@ -130,7 +131,7 @@ class TrainConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.output.dir or f"out/{self.name}")
+        return output_path(self.output.dir or f"out/{self.name}")
 
     @property
     def image_size(self) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from curate.core.errors import ConfigError
+from curate.core.storage import local_path
 
 HELP = (
     "check task samples (shards, parquet, folders) against the format rules; mix outputs also: images resolve, "
@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     from curate.mixture.validate import is_mix_output, validate_mix
 
     checked, bad = 0, {}
-    for path in map(Path, args.paths):
+    for path in map(local_path, args.paths):
         if not path.exists():
             raise ConfigError(f"{path} not found")
         n, problems = validate_mix(path) if is_mix_output(path) else validate_paths([path])

@@ -1,0 +1,311 @@
+"""Object storage (s3://, gs://, hf://, az://) for every command's inputs and outputs, through fsspec (issue 21).
+
+Inputs: `localize` replaces each storage URL in a config by a local copy under the staging root (a file, or a
+folder file by file), each file fetched under a temp name then renamed and skipped when already there with the
+same size, so a rerun fetches only what is missing. Readers, img2dataset and torch.load then see local files.
+
+Outputs: an `output.dir` on object storage runs in a *mirrored* local working folder (`mirror`):
+- opening it pulls the run's state from object storage (everything but the bulk), so a run killed on one machine
+  resumes on another;
+- every file the run publishes (`curate.core.atomic.write_atomic`, the renames of finished parts) is uploaded as
+  soon as it is complete, in one PUT or one multipart upload: an object appears complete or not at all;
+- the bulk (`shards/`, `parquet/`, `sft_images/`) is then deleted locally and recorded under the mirror's
+  `evicted/` folder, which `exists` reads, so the finished shards of a run never pile up on local disk;
+- `finish_mirror` (from `RunFolder.mark_complete`) uploads what is left, deletes the objects of files the run
+  deleted (chunk markers, scratch), uploads `_SUCCESS` last and removes the local working folder.
+
+Credentials and endpoints come from each library's standard environment: AWS_ENDPOINT_URL, AWS_PROFILE,
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (s3fs), GOOGLE_APPLICATION_CREDENTIALS (gcsfs), HF_TOKEN (hf://).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from curate.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SCHEMES = ("s3", "s3a", "gs", "gcs", "hf", "az", "abfs", "abfss", "memory")  # memory://: one process only (tests)
+PACKAGES = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+}
+BULK = frozenset({"shards", "parquet", "sft_images"})  # folders of finished image-bearing files
+SCRATCH = frozenset({"_spool", "_chunks", "_plan", "index", "logs", "raw", "ledger"})
+LEFT_BEHIND = frozenset({"raw", "_spool", "_chunks", "logs"})  # what no reader of a curate output needs
+MIRROR_FILE = "mirror.json"
+TMP = ".tmp"
+
+
+def is_url(value: object) -> bool:
+    """True for an object-storage URL (s3://bucket/key and the like); local paths and http(s) URLs are not."""
+    if not isinstance(value, str):
+        return False
+    scheme, sep, rest = value.partition("://")
+    return bool(sep and rest) and scheme.lower() in SCHEMES
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """(fsspec filesystem, path inside it) of a storage URL; a missing driver package is a ConfigError."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as err:
+        package = PACKAGES.get(url.partition("://")[0].lower(), "its fsspec driver")
+        raise ConfigError(f"{url}: reading this storage needs the {package} package (pip install {package})") from err
+
+
+def staging_root() -> Path:
+    """Where local copies of inputs and the working folders of outputs live: $CURATE_STAGING, else
+    ~/.cache/curate/staging."""
+    return Path(os.environ.get("CURATE_STAGING") or Path.home() / ".cache" / "curate" / "staging").absolute()
+
+
+def _key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def _relative(path: str, root: str) -> str:
+    return PurePosixPath(path).relative_to(PurePosixPath(root)).as_posix() if path != root else ""
+
+
+def _get(fs: Any, remote: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}{TMP}")
+    fs.get_file(remote, str(tmp))
+    os.replace(tmp, target)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def fetch(url: str) -> Path:
+    """A local copy of the file or folder at `url` (see the module docstring); its path."""
+    url = url.rstrip("/")
+    fs, root = filesystem(url)
+    try:
+        found = fs.find(root, detail=True) if fs.isdir(root) else {root: fs.info(root)}
+    except FileNotFoundError:
+        found = {}
+    if not found:
+        raise ConfigError(f"{url} does not exist (or holds no files)")
+    local = staging_root() / "in" / _key(url) / (PurePosixPath(root).name or "root")
+    fetched = 0
+    for path, info in sorted(found.items()):
+        if _relative(path, root).split("/")[0] in LEFT_BEHIND:
+            continue
+        target = local / _relative(path, root) if path != root else local
+        if not (target.is_file() and target.stat().st_size == info.get("size")):
+            _get(fs, path, target)
+            fetched += 1
+    log.info("%s: %d of %d files fetched to %s", url, fetched, len(found), local)
+    return local
+
+
+def localize(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config mapping with every storage URL but `output.dir` replaced by a local copy (`fetch`); an `output.dir`
+    URL stays (run.json records it) and its working folder is prepared (`mirror`, `output_path`)."""
+    output = raw.get("output")
+    out = output.get("dir") if isinstance(output, dict) else None
+    staged = _localize_value({k: v for k, v in raw.items() if k != "output"})
+    if isinstance(output, dict):
+        if is_url(out):
+            mirror(out)
+        staged["output"] = {**output, **_localize_value({k: v for k, v in output.items() if k != "dir"})}
+    return staged
+
+
+def portable(value: Any) -> Any:
+    """`value` with local copies of storage inputs named relative to the staging root, so that a run's identity
+    is the same on every machine (a run killed on one resumes on another with its own $CURATE_STAGING)."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    prefix = f"{staging_root()}/in/"
+    return f"staged:{value[len(prefix):]}" if isinstance(value, str) and value.startswith(prefix) else value
+
+
+def _localize_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _localize_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_localize_value(v) for v in value]
+    return str(fetch(value)) if is_url(value) else value
+
+
+def local_path(value: str) -> Path:
+    """The path a command argument names: a local path as given, a storage URL fetched first."""
+    return fetch(value) if is_url(value) else Path(value)
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class Mirror:
+    local: Path  # the working folder
+    url: str
+
+    @property
+    def evicted(self) -> Path:
+        return self.local.parent / "evicted"
+
+    def relative(self, path: Path) -> str:
+        return path.absolute().relative_to(self.local).as_posix()
+
+    def remote(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+
+def working_folder(url: str) -> Path:
+    url = url.rstrip("/")
+    return staging_root() / "out" / _key(url) / (PurePosixPath(url).name or "run")
+
+
+def output_path(value: str | Path) -> Path:
+    """Where a command writes its output `value`: the path itself, or the working folder of a storage URL."""
+    return working_folder(value) if is_url(value) else Path(value)
+
+
+def shown(path: Path) -> str:
+    """`path` for messages: the URL of a mirrored working folder, else the path."""
+    found = mirror_of(path)
+    return found.url if found is not None and found.local == Path(path).absolute() else str(path)
+
+
+def mirror(url: str) -> Path:
+    """Prepare the local working folder of the output at `url`: the run's state pulled from object storage."""
+    url = url.rstrip("/")
+    found = Mirror(working_folder(url), url)
+    base = found.local.parent
+    base.mkdir(parents=True, exist_ok=True)
+    (base / MIRROR_FILE).write_text(json.dumps({"url": url, "local": str(found.local)}))
+    fs, root = filesystem(url)
+    fs.invalidate_cache()  # fsspec caches listings per process; other processes upload
+    remote = fs.find(root, detail=True) if fs.exists(root) else {}
+    pulled = 0
+    for path in sorted(remote):
+        rel = _relative(path, root)
+        if _bulk(rel):
+            _record_evicted(found, rel)
+        elif not (found.local / rel).exists():
+            _get(fs, path, found.local / rel)
+            pulled += 1
+    log.info("output %s: working folder %s (%d files pulled, %d objects there)", url, found.local, pulled, len(remote))
+    return found.local
+
+
+def mirror_of(path: Path) -> Mirror | None:
+    """The mirror whose working folder holds `path`, or None for a plain local path."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        record = folder.parent / MIRROR_FILE
+        if record.is_file():
+            data = json.loads(record.read_text())
+            if Path(data["local"]) == folder:
+                return Mirror(folder, data["url"])
+    return None
+
+
+def _bulk(rel: str) -> bool:
+    parts = rel.split("/")
+    return parts[0] not in SCRATCH and bool(BULK.intersection(parts[:-1]))
+
+
+def _record_evicted(found: Mirror, rel: str) -> None:
+    record = found.evicted / rel
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.touch()
+
+
+def publish(path: Path) -> None:
+    """`path` is complete: upload it when it lies in a mirrored folder, and evict it locally when it is bulk."""
+    found = mirror_of(path)
+    if found is None:
+        return
+    rel = found.relative(path)
+    fs, _ = filesystem(found.url)
+    fs.put_file(str(path), found.remote(rel))
+    if _bulk(rel):
+        _record_evicted(found, rel)
+        path.unlink()
+
+
+def exists(path: Path) -> bool:
+    """The file is there: locally, or uploaded and evicted from a mirrored folder."""
+    if path.exists():
+        return True
+    found = mirror_of(path)
+    return found is not None and (found.evicted / found.relative(path)).is_file()
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder, and in a mirrored folder its objects and eviction records too (--overwrite)."""
+    shutil.rmtree(path, ignore_errors=True)
+    found = mirror_of(path)
+    if found is None:
+        return
+    rel = found.relative(path)
+    fs, root = filesystem(found.url)
+    target = f"{root}/{rel}".rstrip("/") if rel != "." else root
+    if fs.exists(target):
+        fs.rm(target, recursive=True)
+    shutil.rmtree(found.evicted / rel if rel != "." else found.evicted, ignore_errors=True)
+
+
+def sync_mirror(folder: Path) -> bool:
+    """Make the objects under a mirrored `folder` equal its local files plus the evicted ones: upload what
+    differs, delete the objects of files the run deleted. False for a local folder."""
+    found = mirror_of(folder)
+    if found is None or found.local != Path(folder).absolute():
+        return False
+    fs, root = filesystem(found.url)
+    fs.invalidate_cache()
+    remote = (
+        {_relative(p, root): i.get("size") for p, i in fs.find(root, detail=True).items()} if fs.exists(root) else {}
+    )
+    local = {
+        p.relative_to(found.local).as_posix(): p.stat().st_size
+        for p in found.local.rglob("*")
+        if p.is_file() and not p.name.endswith(TMP)
+    }
+    evicted = (
+        {p.relative_to(found.evicted).as_posix() for p in found.evicted.rglob("*")}
+        if found.evicted.exists()
+        else set()
+    )
+    for rel in sorted(local):
+        if remote.get(rel) != local[rel]:
+            fs.put_file(str(found.local / rel), found.remote(rel))
+    stale = sorted(rel for rel in remote if rel not in local and rel not in evicted)
+    if stale:
+        fs.rm([found.remote(rel) for rel in stale])
+    log.info(
+        "output %s: %d files uploaded in all, %d stale objects deleted",
+        found.url,
+        len(local) + len(evicted),
+        len(stale),
+    )
+    return True
+
+
+def release_mirror(folder: Path) -> None:
+    """Drop the local working folder of a finished mirrored run (its objects are complete)."""
+    found = mirror_of(folder)
+    if found is not None and found.local == Path(folder).absolute():
+        shutil.rmtree(found.local, ignore_errors=True)
+        shutil.rmtree(found.evicted, ignore_errors=True)
