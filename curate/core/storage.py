@@ -136,7 +136,7 @@ def portable(value: Any) -> Any:
     if isinstance(value, list):
         return [portable(v) for v in value]
     prefix = f"{staging_root()}/in/"
-    return f"staged:{value[len(prefix):]}" if isinstance(value, str) and value.startswith(prefix) else value
+    return f"staged:{value[len(prefix) :]}" if isinstance(value, str) and value.startswith(prefix) else value
 
 
 def _localize_value(value: Any) -> Any:

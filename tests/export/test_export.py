@@ -116,3 +116,78 @@ def test_export_refuses_a_mixture_with_what_it_takes(tmp_path, capsys):
     (tmp_path / "mix" / "run.json").write_text('{"command": "mix"}')
     assert main(["export", str(tmp_path / "mix"), "--format", "llava", "--out", str(tmp_path / "x")]) == 2
     assert "output of `curate mix`" in capsys.readouterr().err
+
+
+def test_qwen_markup_becomes_qwen2vl_and_deepseek_vl2_markup():
+    from curate.export.chat import deepseek_record, deepseek_text, qwen2vl_record, qwen2vl_text
+
+    target = " A dog<ref> a red circle</ref><box>(125,593),(437,1000)</box><box>(0,0),(10,10)</box>.<|endoftext|>"
+    assert qwen2vl_text(target) == (
+        " A dog<|object_ref_start|> a red circle<|object_ref_end|><|box_start|>(125,593),(437,1000)<|box_end|>"
+        "<|box_start|>(0,0),(10,10)<|box_end|>."
+    )
+    # one <|det|> list per run of boxes, on DeepSeek-VL2's 0-999 grid; a quad becomes the box around it
+    assert (
+        deepseek_text(target)
+        == " A dog<|ref|> a red circle<|/ref|><|det|>[[125, 592, 437, 999], [0, 0, 10, 10]]<|/det|>."
+    )
+    assert deepseek_text("<ref>x</ref><quad>(10,20),(30,5),(40,50),(0,60)</quad>") == (
+        "<|ref|>x<|/ref|><|det|>[[0, 5, 40, 60]]<|/det|>"
+    )
+    rec = {"key": "k", "task": "ref_grounding", "prefix": "<img>a.jpg</img><ref>the giraffe</ref>",
+           "target": "<box>(580,270),(1000,900)</box><|endoftext|>"}  # fmt: skip
+    assert deepseek_record(rec, ["images/a.jpg"])["conversation"] == [  # the README's visual grounding example
+        {"role": "<|User|>", "content": "<image>\n<|ref|>the giraffe<|/ref|>.", "images": ["images/a.jpg"]},
+        {"role": "<|Assistant|>", "content": "<|ref|>the giraffe<|/ref|><|det|>[[579, 270, 999, 899]]<|/det|>"},
+    ]
+    ocr = {"key": "k", "task": "ocr", "prefix": "<img>a.jpg</img>OCR with grounding:", "target": target}
+    assert deepseek_record(ocr, ["a.jpg"])["conversation"][0]["content"] == "<image>\n<|grounding|>OCR with grounding:"
+    assert qwen2vl_record(ocr, ["a.jpg"])["messages"][0]["content"] == [
+        {"type": "image", "image": "a.jpg"},
+        {"type": "text", "text": "OCR with grounding:"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ({"conversation": [{"role": "<|Assistant|>", "content": "x"}, {"role": "<|User|>", "content": "y"}]}, "roles"),
+        ({"conversation": [{"role": "<|User|>", "content": "q", "images": ["i.jpg"]},
+                           {"role": "<|Assistant|>", "content": "a"}]}, "<image> tokens"),
+        ({"conversation": [{"role": "<|User|>", "content": "<image>\nq", "images": ["missing.jpg"]},
+                           {"role": "<|Assistant|>", "content": "a"}]}, "missing"),
+        ({"conversation": [{"role": "<|User|>", "content": "q"},
+                           {"role": "<|Assistant|>", "content": "<|det|>[[1, 2, 3, 1000]]<|/det|>"}]}, "over 999"),
+        ({"conversation": [{"role": "<|User|>", "content": "q"},
+                           {"role": "<|Assistant|>", "content": "<|det|>[1, 2, 3, 4]<|/det|>"}]}, "list of boxes"),
+        ({"messages": [{"role": "assistant", "content": []}, {"role": "user", "content": []}]}, "roles"),
+        ({"messages": [{"role": "user", "content": [{"type": "image", "image": "missing.jpg"}]},
+                       {"role": "assistant", "content": []}]}, "missing"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "<ref>x</ref>"}]},
+                       {"role": "assistant", "content": [{"type": "text", "text": "<|box_start|>(1,2),(3,4)"}]}]},
+         "unbalanced"),
+    ],
+)  # fmt: skip
+def test_the_chat_format_rules_catch_each_violation(item, problem, tmp_path):
+    from curate.export.chat import deepseek_problems, qwen2vl_problems
+
+    check = deepseek_problems if "conversation" in item else qwen2vl_problems
+    assert any(problem in p for p in check(item, tmp_path)), check(item, tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fmt", ["qwen2vl", "deepseek_vl2"])
+def test_chat_exports_pass_their_loader_rules(demo_mixture, tmp_path, fmt):
+    from curate.export.chat import deepseek_problems, qwen2vl_problems
+
+    out = tmp_path / fmt
+    assert main(["export", str(demo_mixture / "t"), "--format", fmt, "--out", str(out)]) == 0
+    items = json.loads((out / f"{fmt}.json").read_text())
+    rows = list(read_output(demo_mixture / "t", "parquet"))
+    assert [i["id"] for i in items] == [r["key"] for r in rows]
+    check = qwen2vl_problems if fmt == "qwen2vl" else deepseek_problems
+    problems = {i["id"]: check(i, out) for i in items}
+    assert not any(problems.values()), [p for p in problems.items() if p[1]][:5]
+    text = json.dumps(items)
+    marker = "<|box_start|>" if fmt == "qwen2vl" else "<|det|>"
+    assert text.count(marker) >= sum(r["target"].count("<box>") > 0 for r in rows)  # every grounded answer

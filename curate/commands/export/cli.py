@@ -1,4 +1,4 @@
-"""`curate export SRC --format hf|llava --out DIR`."""
+"""`curate export SRC --format hf|llava|qwen2vl|deepseek_vl2 --out DIR`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from pathlib import Path
 
 from curate.core.storage import local_path
 
-HELP = "task samples as a Hugging Face dataset with a dataset card (hf) or as LLaVA conversation JSON (llava)"
+HELP = (
+    "task samples as a Hugging Face dataset with a dataset card (hf), or as the conversation JSON of LLaVA, "
+    "Qwen2-VL or DeepSeek-VL2 with its images"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="a curate build output (or any folder of task shards)")
-    p.add_argument("--format", required=True, choices=("hf", "llava"), help="hf: parquet + README.md card; llava")
+    formats = ("hf", "llava", "qwen2vl", "deepseek_vl2")
+    p.add_argument("--format", required=True, choices=formats, help="hf: parquet + README.md card; or a chat JSON")
     p.add_argument("--out", required=True, help="the export folder")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty export folder")
 

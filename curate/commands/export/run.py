@@ -1,10 +1,11 @@
-"""`curate export SRC --format hf|llava --out DIR`: stream every task sample of a build output into another
-tool's layout, one source file at a time (memory holds one parquet row group of images).
+"""`curate export SRC --format hf|llava|qwen2vl|deepseek_vl2 --out DIR`: stream every task sample of a build
+output into another tool's layout, one source file at a time (memory holds one parquet row group of images).
 
 - `hf`: `data/train-NNNNN-of-MMMMM.parquet` (one per source part; `image` as the Hugging Face Image feature
   {bytes, path}) and `README.md`, the dataset card (curate.export.card). Loads with
   `datasets.load_dataset(DIR)`.
 - `llava`: `llava.json` (curate.export.llava) and `images/<path inside <img>>`.
+- `qwen2vl`, `deepseek_vl2`: `qwen2vl.json` / `deepseek_vl2.json` (curate.export.chat) and `images/` the same way.
 
 Every file is written under a temporary name and renamed; the card (hf) or the JSON (llava) comes last, so a
 folder holding it is complete. An existing DIR is refused unless --overwrite.
@@ -16,6 +17,7 @@ import json
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from curate.core.shards import output_files, read_parquet
 from curate.export.card import HF_SCHEMA
 
 log = logging.getLogger(__name__)
-FORMATS = ("hf", "llava")
+FORMATS = ("hf", "llava", "qwen2vl", "deepseek_vl2")
 ROWS_PER_GROUP = 64
 
 
@@ -53,8 +55,10 @@ def run_export(src: Path, fmt: str, out: Path, overwrite: bool = False) -> dict[
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, Any] = {"samples": 0, "images": 0, "bytes": 0, "tasks": Counter(), "sources": Counter()}
-    export = _export_hf if fmt == "hf" else _export_llava
-    export(src, parts, out, counts)
+    if fmt == "hf":
+        _export_hf(src, parts, out, counts)
+    else:
+        _export_conversations(src, parts, out, counts, fmt)
     counts["tasks"], counts["sources"] = dict(counts["tasks"]), dict(counts["sources"])
     return counts
 
@@ -94,13 +98,25 @@ def _export_hf(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) 
     write_bytes_atomic(out / "README.md", card(src, counts, "data/train-*.parquet").encode())
 
 
-def _export_llava(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) -> None:
-    from curate.export.llava import record
+def _conversation_format(fmt: str) -> tuple[Callable, Callable]:
+    """(record, problems) of a conversation format: a sample's record, and what its trainer's loader would refuse."""
+    from curate.export import chat, llava
 
+    return {
+        "llava": (llava.record, llava.loader_problems),
+        "qwen2vl": (chat.qwen2vl_record, chat.qwen2vl_problems),
+        "deepseek_vl2": (chat.deepseek_record, chat.deepseek_problems),
+    }[fmt]
+
+
+def _export_conversations(src: Path, parts: list[Path], out: Path, counts: dict[str, Any], fmt: str) -> None:
+    """`<fmt>.json` (a JSON list, one record per sample) and images/. Each record passes its loader's rules as it
+    is written (images on disk, image tokens equal to images), or the export stops naming the sample."""
+    record, problems = _conversation_format(fmt)
     written: set[Path] = set()  # an image several samples share (one scene, several tasks) is written once
 
     def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as f, progress(len(parts), "export llava", unit="parts") as bar:
+        with open(tmp, "w", encoding="utf-8") as f, progress(len(parts), f"export {fmt}", unit="parts") as bar:
             f.write("[")
             first = True
             for part in parts:
@@ -116,10 +132,14 @@ def _export_llava(src: Path, parts: list[Path], out: Path, counts: dict[str, Any
                             counts["bytes"] += len(row["image"])
                             written.add(relative)
                         paths.append(relative.as_posix())
-                    f.write(("\n" if first else ",\n") + json.dumps(record(row, paths), ensure_ascii=False))
+                    item = record(row, paths)
+                    wrong = problems(item, out)
+                    if wrong:
+                        raise RuntimeError(f"{row['key']}: the {fmt} record breaks its loader's rules: {wrong}")
+                    f.write(("\n" if first else ",\n") + json.dumps(item, ensure_ascii=False))
                     first = False
                 bar.update(1)
             f.write("\n]\n")
 
-    write_atomic(out / "llava.json", write)
-    counts["bytes"] += (out / "llava.json").stat().st_size
+    write_atomic(out / f"{fmt}.json", write)
+    counts["bytes"] += (out / f"{fmt}.json").stat().st_size
