@@ -42,7 +42,7 @@ from curate.core.shards import (
     shard_path,
     write_part,
 )
-from curate.core.storage import exists, publish
+from curate.core.storage import exists, move, open_read, publish
 from curate.core.tar import TarWriter
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,11 @@ def read_rows(path: Path, start: int, stop: int) -> Iterator[dict[str, Any]]:
 
 def read_slice(path: Path, start: int, stop: int) -> pa.Table:
     """Rows [start, stop) of a parquet file as a table, reading only the row groups that hold them."""
-    parquet = pq.ParquetFile(path)
+    with open_read(path) as f:
+        return _slice(pq.ParquetFile(f), start, stop)
+
+
+def _slice(parquet: pq.ParquetFile, start: int, stop: int) -> pa.Table:
     pieces, first = [], 0
     for group in range(parquet.num_row_groups):
         n = parquet.metadata.row_group(group).num_rows
@@ -264,7 +268,7 @@ def cut_one(item: dict[str, Any]) -> dict[str, Any]:
     """One final shard: a whole spool part is renamed; anything else gets its parquet part from Arrow slices
     and its tar from byte ranges of the spool tars (the same bytes either way)."""
     folder, index, slices = Path(item["folder"]), int(item["index"]), item["slices"]
-    if len(slices) == 1 and slices[0][1] == 0 and slices[0][2] == pq.ParquetFile(slices[0][0]).metadata.num_rows:
+    if len(slices) == 1 and slices[0][1] == 0 and slices[0][2] == _rows(Path(slices[0][0])):
         return _rename(Path(slices[0][0]), folder, index, slices[0][2])
     table = pa.concat_tables([read_slice(Path(p), start, stop) for p, start, stop in slices])
     write_part(part_path(folder, index), table.cast(item["schema"]))  # parquet reads lists back as "element"
@@ -274,8 +278,9 @@ def cut_one(item: dict[str, Any]) -> dict[str, Any]:
             tar = TarWriter(out)
             for path, start, stop in slices:
                 source, offsets = _siblings(Path(path))
-                where = np.fromfile(offsets, dtype="<i8")
-                with open(source, "rb") as f:
+                with open_read(offsets) as f:
+                    where = np.frombuffer(f.read(), dtype="<i8")
+                with open_read(source) as f:
                     f.seek(int(where[start]))
                     tar.add_raw(f.read(int(where[stop] - where[start])))
             tar.close()
@@ -289,12 +294,16 @@ def _rename(part: Path, folder: Path, index: int, rows: int) -> dict[str, Any]:
     the two finds the tar already moved: the plan is deterministic, so it is the same file)."""
     for source, target in ((_siblings(part)[0], shard_path(folder, index)), (part, part_path(folder, index))):
         target.parent.mkdir(parents=True, exist_ok=True)
-        if source.exists():
-            os.replace(source, target)
-            publish(target)
+        if exists(source):
+            move(source, target)
         elif not exists(target):
             raise RuntimeError(f"spool file {source} is missing and shard {target} was never written")
     return {"index": index, "rows": rows}
+
+
+def _rows(part: Path) -> int:
+    with open_read(part) as f:
+        return pq.ParquetFile(f).metadata.num_rows
 
 
 def _remove_extra(folder: Path, count: int) -> None:

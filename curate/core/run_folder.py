@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -89,7 +88,7 @@ class RunFolder:
         """stats.json, then the run's scratch folders (chunk markers and `scratch`) deleted, then `_SUCCESS`."""
         self.write_stats(stats)
         for name in (CHUNKS_DIR, *scratch):
-            shutil.rmtree(self.path / name, ignore_errors=True)
+            remove_tree(self.path / name)
         self.mark_complete()
 
 

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from curate.core.atomic import write_atomic
 from curate.core.run_folder import read_run
-from curate.core.storage import exists
+from curate.core.storage import exists, glob, open_read
 from curate.core.tar import TarWriter
 
 SHARD_DIR, PARQUET_DIR = "shards", "parquet"
@@ -106,7 +106,7 @@ def read_tar(path: Path, on_error: OnError = _raise) -> Iterator[Row]:
     (truncated or corrupt tar) goes to `on_error` after the rows read so far; the default raises."""
     key, members = None, {}
     try:
-        with tarfile.open(path, "r|") as tar:
+        with open_read(path) as f, tarfile.open(fileobj=f, mode="r|") as tar:
             for info in tar:
                 if not info.isfile():
                     continue
@@ -127,7 +127,7 @@ def read_tar_index(path: Path) -> Iterator[tuple[Row, dict[str, tuple[int, int]]
     """(JSON row, {suffix: (offset, size)} of its binary members) per sample of a tar, reading only the JSON
     members: where each image lies, for readers that fetch bytes later with one seek (`read_at`)."""
     key, meta, where = None, None, {}
-    with tarfile.open(path, "r:") as tar:
+    with open_read(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
         while (info := tar.next()) is not None:
             tar.members.clear()  # keep no TarInfo: memory stays flat on any shard size
             if not info.isfile():
@@ -146,16 +146,17 @@ def read_tar_index(path: Path) -> Iterator[tuple[Row, dict[str, tuple[int, int]]
 
 
 def read_at(path: Path | str, offset: int, size: int) -> bytes:
-    with open(path, "rb") as f:
+    with open_read(path) as f:
         f.seek(offset)
         return f.read(size)
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> Iterator[Row]:
     """Rows of one parquet part, one row group at a time (memory is bounded by a row group, not the file)."""
-    parquet = pq.ParquetFile(path)
-    for group in range(parquet.num_row_groups):
-        yield from parquet.read_row_group(group, columns=columns).to_pylist()
+    with open_read(path) as f:
+        parquet = pq.ParquetFile(f)
+        for group in range(parquet.num_row_groups):
+            yield from parquet.read_row_group(group, columns=columns).to_pylist()
 
 
 def read_file(path: Path, on_error: OnError = _raise) -> Iterator[Row]:
@@ -171,16 +172,16 @@ def output_files(path: Path, kind: str = "tar") -> list[Path]:
     """The .tar shards (kind "tar") or parquet parts (kind "parquet") of any curate output: a file, a folder of
     shards, a command's output folder (its run.json says which), or any folder holding such files."""
     suffix = ".tar" if kind == "tar" else ".parquet"
-    if path.is_file():
+    if path.is_file() or (path.suffix == suffix and exists(path)):
         return [path] if path.suffix == suffix else []
     sub = SHARD_DIR if kind == "tar" else PARQUET_DIR
     run = read_run(path)
     if run is not None and run.get("command") in ("build", "ocr"):
-        return sorted(path.glob(f"*/{sub}/*{suffix}"))
+        return glob(path, f"*/{sub}/*{suffix}")
     if run is not None and run.get("command") in ("filter", "mix"):
-        return sorted(path.glob(f"{sub}/*{suffix}"))
+        return glob(path, f"{sub}/*{suffix}")
     hidden = ("_chunks", "_spool", "_plan", "index", "raw", "ledger")
-    return sorted(p for p in path.rglob(f"*{suffix}") if not set(p.relative_to(path).parts) & set(hidden))
+    return [p for p in glob(path, f"**/*{suffix}") if not set(p.relative_to(path).parts) & set(hidden)]
 
 
 def read_output(path: Path, kind: str = "tar", on_error: OnError = _raise) -> Iterator[Row]:

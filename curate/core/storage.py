@@ -1,18 +1,19 @@
 """Object storage (s3://, gs://, hf://, az://) for every command's inputs and outputs, through fsspec (issue 21).
 
-Inputs: `localize` replaces each storage URL in a config by a local copy under the staging root (a file, or a
-folder file by file), each file fetched under a temp name then renamed and skipped when already there with the
-same size, so a rerun fetches only what is missing. Readers, img2dataset and torch.load then see local files.
+Every storage URL in a config (and a URL argument of inspect, validate, export) gets a local *view* under the
+staging root ($CURATE_STAGING, default ~/.cache/curate/staging) before the command starts (`localize`, `fetch`):
+small files are copied (under a temp name, then renamed; skipped when already there with the same size), while
+the bulk of another command's output (`shards/`, `parquet/`, `sft_images/`) stays in object storage and is read
+in place through the one shard reader (`exists`, `open_read`, `glob`). Libraries that need a local file (the URL
+list, img2dataset's served folder, torch.load) get one.
 
-Outputs: an `output.dir` on object storage runs in a *mirrored* local working folder (`mirror`):
-- opening it pulls the run's state from object storage (everything but the bulk), so a run killed on one machine
-  resumes on another;
+An `output.dir` on object storage runs in a local working folder of the same kind (`mirror`):
+- opening it pulls the run's state (everything but the bulk), so a run killed on one machine resumes on another;
 - every file the run publishes (`curate.core.atomic.write_atomic`, the renames of finished parts) is uploaded as
   soon as it is complete, in one PUT or one multipart upload: an object appears complete or not at all;
-- the bulk (`shards/`, `parquet/`, `sft_images/`) is then deleted locally and recorded under the mirror's
-  `evicted/` folder, which `exists` reads, so the finished shards of a run never pile up on local disk;
-- `finish_mirror` (from `RunFolder.mark_complete`) uploads what is left, deletes the objects of files the run
-  deleted (chunk markers, scratch), uploads `_SUCCESS` last and removes the local working folder.
+- the bulk (finished shards, and spool parts before they are cut) is then deleted locally, so neither piles up;
+- `sync_mirror` (from `RunFolder.mark_complete`) uploads what is left, deletes the objects of files the run
+  deleted, and `_SUCCESS` comes last; then the working folder goes (`release_mirror`).
 
 Credentials and endpoints come from each library's standard environment: AWS_ENDPOINT_URL, AWS_PROFILE,
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (s3fs), GOOGLE_APPLICATION_CREDENTIALS (gcsfs), HF_TOKEN (hf://).
@@ -27,7 +28,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from curate.core.errors import ConfigError
 
@@ -89,11 +90,65 @@ def _get(fs: Any, remote: str, target: Path) -> None:
     os.replace(tmp, target)
 
 
+# ---------------------------------------------------------------------------------------------- folders
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A local folder backed by object storage: `local` holds some files of `url`; the rest are recorded under
+    `remote_only` (an empty file per object) and read from object storage."""
+
+    local: Path
+    url: str
+
+    @property
+    def remote_only(self) -> Path:
+        return self.local.parent / "remote_only"
+
+    def relative(self, path: Path) -> str:
+        return Path(path).absolute().relative_to(self.local).as_posix()
+
+    def remote(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+    def record(self, rel: str) -> None:
+        """`rel` is in object storage only; its local folder exists (so folder checks hold), empty."""
+        target = self.remote_only / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+        (self.local / rel).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _open_mirror(local: Path, url: str) -> Mirror:
+    found = Mirror(local, url)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    (local.parent / MIRROR_FILE).write_text(json.dumps({"url": url, "local": str(local)}))
+    return found
+
+
+def mirror_of(path: Path) -> Mirror | None:
+    """The object-storage folder `path` lies in (an output's working folder, an input's local view), or None."""
+    path = Path(path).absolute()
+    for folder in (path, *path.parents):
+        record = folder.parent / MIRROR_FILE
+        if record.is_file():
+            data = json.loads(record.read_text())
+            if Path(data["local"]) == folder:
+                return Mirror(folder, data["url"])
+    return None
+
+
+def _bulk(parts: list[str]) -> bool:
+    """Image-bearing files that stay in object storage: finished shards, parquet parts and SFT images, and an
+    output's spool parts once uploaded."""
+    return parts[0] == "_spool" or (not SCRATCH.intersection(parts) and bool(BULK.intersection(parts[:-1])))
+
+
 # ---------------------------------------------------------------------------------------------- inputs
 
 
 def fetch(url: str) -> Path:
-    """A local copy of the file or folder at `url` (see the module docstring); its path."""
+    """The local view of the file or folder at `url` (see the module docstring); its path."""
     url = url.rstrip("/")
     fs, root = filesystem(url)
     try:
@@ -102,22 +157,29 @@ def fetch(url: str) -> Path:
         found = {}
     if not found:
         raise ConfigError(f"{url} does not exist (or holds no files)")
-    local = staging_root() / "in" / _key(url) / (PurePosixPath(root).name or "root")
-    fetched = 0
+    name = PurePosixPath(root).name or "root"
+    view = _open_mirror(staging_root() / "in" / _key(url) / name, url) if len(found) > 1 or root not in found else None
+    local = view.local if view else staging_root() / "in" / _key(url) / name
+    fetched = left = 0
     for path, info in sorted(found.items()):
-        if _relative(path, root).split("/")[0] in LEFT_BEHIND:
+        rel = _relative(path, root)
+        if rel.split("/")[0] in LEFT_BEHIND:
             continue
-        target = local / _relative(path, root) if path != root else local
+        if view is not None and _bulk([name, *rel.split("/")]):
+            view.record(rel)
+            left += 1
+            continue
+        target = local / rel if rel else local
         if not (target.is_file() and target.stat().st_size == info.get("size")):
             _get(fs, path, target)
             fetched += 1
-    log.info("%s: %d of %d files fetched to %s", url, fetched, len(found), local)
+    log.info("%s: %d of %d files fetched to %s, %d shards read in place", url, fetched, len(found), local, left)
     return local
 
 
 def localize(raw: dict[str, Any]) -> dict[str, Any]:
-    """A config mapping with every storage URL but `output.dir` replaced by a local copy (`fetch`); an `output.dir`
-    URL stays (run.json records it) and its working folder is prepared (`mirror`, `output_path`)."""
+    """A config mapping with every storage URL but `output.dir` replaced by its local view (`fetch`); an
+    `output.dir` URL stays (run.json records it) and its working folder is prepared (`mirror`, `output_path`)."""
     output = raw.get("output")
     out = output.get("dir") if isinstance(output, dict) else None
     staged = _localize_value({k: v for k, v in raw.items() if k != "output"})
@@ -129,7 +191,7 @@ def localize(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def portable(value: Any) -> Any:
-    """`value` with local copies of storage inputs named relative to the staging root, so that a run's identity
+    """`value` with local views of storage inputs named relative to the staging root, so that a run's identity
     is the same on every machine (a run killed on one resumes on another with its own $CURATE_STAGING)."""
     if isinstance(value, dict):
         return {k: portable(v) for k, v in value.items()}
@@ -148,27 +210,43 @@ def _localize_value(value: Any) -> Any:
 
 
 def local_path(value: str) -> Path:
-    """The path a command argument names: a local path as given, a storage URL fetched first."""
+    """The path a command argument names: a local path as given, a storage URL's local view."""
     return fetch(value) if is_url(value) else Path(value)
 
 
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def exists(path: Path) -> bool:
+    """The file is there: locally, or in object storage behind a mirrored folder."""
+    if Path(path).exists():
+        return True
+    found = mirror_of(path)
+    return found is not None and (found.remote_only / found.relative(path)).is_file()
+
+
+def open_read(path: Path | str) -> BinaryIO:
+    """A binary file object on `path`: the local file, or its object behind a mirrored folder."""
+    if Path(path).exists():
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    found = mirror_of(Path(path))
+    if found is not None and (found.remote_only / found.relative(path)).is_file():
+        fs, _ = filesystem(found.url)
+        return fs.open(found.remote(found.relative(path)), "rb")
+    return open(path, "rb")  # noqa: SIM115 - raises FileNotFoundError
+
+
+def glob(folder: Path, pattern: str) -> list[Path]:
+    """Sorted files matching `pattern` (Path.glob syntax, `**` included) under `folder`, local or remote-only."""
+    found = {p for p in Path(folder).glob(pattern) if p.is_file()}
+    mirrored = mirror_of(folder)
+    if mirrored is not None:
+        records = mirrored.remote_only / mirrored.relative(folder)
+        found |= {Path(folder) / r.relative_to(records) for r in records.glob(pattern) if r.is_file()}
+    return sorted(found)
+
+
 # ---------------------------------------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True)
-class Mirror:
-    local: Path  # the working folder
-    url: str
-
-    @property
-    def evicted(self) -> Path:
-        return self.local.parent / "evicted"
-
-    def relative(self, path: Path) -> str:
-        return path.absolute().relative_to(self.local).as_posix()
-
-    def remote(self, rel: str) -> str:
-        return f"{self.url}/{rel}"
 
 
 def working_folder(url: str) -> Path:
@@ -190,18 +268,15 @@ def shown(path: Path) -> str:
 def mirror(url: str) -> Path:
     """Prepare the local working folder of the output at `url`: the run's state pulled from object storage."""
     url = url.rstrip("/")
-    found = Mirror(working_folder(url), url)
-    base = found.local.parent
-    base.mkdir(parents=True, exist_ok=True)
-    (base / MIRROR_FILE).write_text(json.dumps({"url": url, "local": str(found.local)}))
+    found = _open_mirror(working_folder(url), url)
     fs, root = filesystem(url)
     fs.invalidate_cache()  # fsspec caches listings per process; other processes upload
     remote = fs.find(root, detail=True) if fs.exists(root) else {}
     pulled = 0
     for path in sorted(remote):
         rel = _relative(path, root)
-        if _bulk(rel):
-            _record_evicted(found, rel)
+        if _bulk(rel.split("/")):
+            found.record(rel)
         elif not (found.local / rel).exists():
             _get(fs, path, found.local / rel)
             pulled += 1
@@ -209,52 +284,36 @@ def mirror(url: str) -> Path:
     return found.local
 
 
-def mirror_of(path: Path) -> Mirror | None:
-    """The mirror whose working folder holds `path`, or None for a plain local path."""
-    path = Path(path).absolute()
-    for folder in (path, *path.parents):
-        record = folder.parent / MIRROR_FILE
-        if record.is_file():
-            data = json.loads(record.read_text())
-            if Path(data["local"]) == folder:
-                return Mirror(folder, data["url"])
-    return None
-
-
-def _bulk(rel: str) -> bool:
-    parts = rel.split("/")
-    return parts[0] not in SCRATCH and bool(BULK.intersection(parts[:-1]))
-
-
-def _record_evicted(found: Mirror, rel: str) -> None:
-    record = found.evicted / rel
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.touch()
-
-
 def publish(path: Path) -> None:
-    """`path` is complete: upload it when it lies in a mirrored folder, and evict it locally when it is bulk."""
+    """`path` is complete: upload it when it lies in an output's working folder, and drop the local copy of bulk."""
     found = mirror_of(path)
     if found is None:
         return
     rel = found.relative(path)
     fs, _ = filesystem(found.url)
     fs.put_file(str(path), found.remote(rel))
-    if _bulk(rel):
-        _record_evicted(found, rel)
-        path.unlink()
+    if _bulk(rel.split("/")):
+        found.record(rel)
+        Path(path).unlink()
 
 
-def exists(path: Path) -> bool:
-    """The file is there: locally, or uploaded and evicted from a mirrored folder."""
-    if path.exists():
-        return True
-    found = mirror_of(path)
-    return found is not None and (found.evicted / found.relative(path)).is_file()
+def move(source: Path, target: Path) -> None:
+    """Rename a finished file of a run (a spool part that is exactly a shard), locally or in object storage."""
+    if Path(source).exists():
+        os.replace(source, target)
+        publish(target)
+        return
+    found = mirror_of(source)
+    if found is None or not (found.remote_only / found.relative(source)).is_file():
+        raise FileNotFoundError(source)
+    fs, _ = filesystem(found.url)
+    fs.mv(found.remote(found.relative(source)), found.remote(found.relative(target)))
+    found.record(found.relative(target))
+    (found.remote_only / found.relative(source)).unlink()
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a folder, and in a mirrored folder its objects and eviction records too (--overwrite)."""
+    """Delete a folder, and in a mirrored folder its objects and records too (--overwrite)."""
     shutil.rmtree(path, ignore_errors=True)
     found = mirror_of(path)
     if found is None:
@@ -264,11 +323,11 @@ def remove_tree(path: Path) -> None:
     target = f"{root}/{rel}".rstrip("/") if rel != "." else root
     if fs.exists(target):
         fs.rm(target, recursive=True)
-    shutil.rmtree(found.evicted / rel if rel != "." else found.evicted, ignore_errors=True)
+    shutil.rmtree(found.remote_only / rel if rel != "." else found.remote_only, ignore_errors=True)
 
 
 def sync_mirror(folder: Path) -> bool:
-    """Make the objects under a mirrored `folder` equal its local files plus the evicted ones: upload what
+    """Make the objects under a mirrored `folder` equal its local files plus the remote-only ones: upload what
     differs, delete the objects of files the run deleted. False for a local folder."""
     found = mirror_of(folder)
     if found is None or found.local != Path(folder).absolute():
@@ -283,21 +342,21 @@ def sync_mirror(folder: Path) -> bool:
         for p in found.local.rglob("*")
         if p.is_file() and not p.name.endswith(TMP)
     }
-    evicted = (
-        {p.relative_to(found.evicted).as_posix() for p in found.evicted.rglob("*")}
-        if found.evicted.exists()
+    kept_remote = (
+        {p.relative_to(found.remote_only).as_posix() for p in found.remote_only.rglob("*")}
+        if found.remote_only.exists()
         else set()
     )
     for rel in sorted(local):
         if remote.get(rel) != local[rel]:
             fs.put_file(str(found.local / rel), found.remote(rel))
-    stale = sorted(rel for rel in remote if rel not in local and rel not in evicted)
+    stale = sorted(rel for rel in remote if rel not in local and rel not in kept_remote)
     if stale:
         fs.rm([found.remote(rel) for rel in stale])
     log.info(
         "output %s: %d files uploaded in all, %d stale objects deleted",
         found.url,
-        len(local) + len(evicted),
+        len(local) + len(kept_remote),
         len(stale),
     )
     return True
@@ -308,4 +367,4 @@ def release_mirror(folder: Path) -> None:
     found = mirror_of(folder)
     if found is not None and found.local == Path(folder).absolute():
         shutil.rmtree(found.local, ignore_errors=True)
-        shutil.rmtree(found.evicted, ignore_errors=True)
+        shutil.rmtree(found.remote_only, ignore_errors=True)

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
 
+from curate.core import storage
 from curate.core.errors import ConfigError  # noqa: E402
 from curate.core.run_folder import read_run  # noqa: E402
 from curate.core.shards import output_files, read_parquet  # noqa: E402
@@ -126,7 +127,7 @@ def build_figures(build: Path) -> dict[str, bytes]:
     if languages:
         out["languages"] = _png(lambda ax: _bars(ax, languages, KEPT, "synthetic documents per language"))
     if (build / "ocr").is_dir():
-        parts = sorted((build / "ocr" / "parquet").glob("part-*.parquet"))
+        parts = storage.glob(build / "ocr" / "parquet", "part-*.parquet")
         lines = [row["target"].count("<quad>") for part in parts for row in read_parquet(part, ["target"])]
         out["lines"] = _png(
             lambda ax: (ax.hist(lines, bins=30, color=KEPT), ax.set_title("text lines per OCR sample"))

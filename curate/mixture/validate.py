@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from curate.core import storage
 from curate.core.images import JPEG_MAGIC
 from curate.core.run_folder import read_run
 from curate.core.shards import PARQUET_DIR, SHARD_DIR, read_parquet, read_tar
@@ -43,8 +44,8 @@ def validate_mix(path: Path) -> tuple[int, dict[str, list[str]]]:
     bad: dict[str, list[str]] = {}
     seen: set[tuple[str, str]] = set()
     checked = 0
-    tars = sorted((path / SHARD_DIR).glob("shard-*.tar"))
-    parts = {p.stem.removeprefix("part-"): p for p in (path / PARQUET_DIR).glob("part-*.parquet")}
+    tars = storage.glob(path / SHARD_DIR, "shard-*.tar")
+    parts = {p.stem.removeprefix("part-"): p for p in storage.glob(path / PARQUET_DIR, "part-*.parquet")}
     for tar in tars:
         number = tar.stem.removeprefix("shard-")
         rows = list(_read_whole(tar, bad))
@@ -64,6 +65,11 @@ def validate_mix(path: Path) -> tuple[int, dict[str, list[str]]]:
         for item_id, problems in _check_sft(sft, path):
             bad.setdefault(item_id, []).extend(problems)
     return checked, bad
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with storage.open_read(path) as f:
+        return f.read(len(magic)) == magic
 
 
 def _read_whole(tar: Path, bad: dict[str, list[str]]) -> Iterator[dict[str, Any]]:
@@ -140,7 +146,7 @@ def _check_sft(sft: Path, root: Path) -> Iterator[tuple[str, list[str]]]:
             for image in qwen.IMAGE_SPAN.findall(str(turn.get("value"))):
                 file = (root / image).resolve()
                 inside = file.is_relative_to(root.resolve())
-                if not inside or not file.is_file() or not file.read_bytes().startswith(JPEG_MAGIC):
+                if not inside or not storage.exists(file) or not _starts_with(file, JPEG_MAGIC):
                     problems.append(f"image {image!r} does not resolve to JPEG bytes in the output")
         if problems:
             yield str(item.get("id")), problems

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from curate.core import storage
 from curate.core.errors import ConfigError
 from curate.core.shards import read_output, read_tar
 from curate.format import qwen
@@ -37,7 +38,7 @@ def find_shards(patterns: tuple[str, ...] | list[str]) -> list[str]:
     found: set[str] = set()
     for pattern in patterns:
         path = Path(pattern)
-        matches = [str(p) for p in path.rglob("*.tar")] if path.is_dir() else glob.glob(pattern)
+        matches = [str(p) for p in storage.glob(path, "**/*.tar")] if path.is_dir() else glob.glob(pattern)
         found.update(m for m in matches if m.endswith(".tar"))
     return sorted(found)
 

@@ -49,15 +49,22 @@ def test_missing_driver_package_says_which(monkeypatch):
         storage.filesystem("gs://bucket/x")
 
 
-def test_fetch_copies_files_and_folders_once(staging):
-    staging.pipe({"/in/urls.parquet": b"u" * 10, "/in/run/shards/a.tar": b"a", "/in/run/raw/00000.tar": b"r"})
+def test_fetch_copies_small_files_once_and_reads_shards_in_place(staging):
+    staging.pipe({"/in/urls.parquet": b"u" * 10, "/in/run/shards/a.tar": b"a", "/in/run/raw/00000.tar": b"r",
+                  "/in/run/run.json": b"{}", "/in/run/sft_images/x.jpg": b"j"})  # fmt: skip
     local = storage.fetch("memory://in/urls.parquet")
     assert local.read_bytes() == b"u" * 10
     folder = storage.fetch("memory://in/run/")
-    assert (folder / "shards" / "a.tar").read_bytes() == b"a"
-    assert not (folder / "raw").exists()  # the raw download is left behind: no reader of an output needs it
-    (folder / "shards" / "a.tar").write_bytes(b"b")  # same size: kept, not fetched again
-    assert storage.fetch("memory://in/run").joinpath("shards", "a.tar").read_bytes() == b"b"
+    assert (folder / "run.json").read_bytes() == b"{}"
+    assert not any((folder / "shards").iterdir()) and not (folder / "raw").exists()  # raw: no reader needs it
+    assert storage.glob(folder, "**/*.tar") == [folder / "shards" / "a.tar"]
+    assert storage.exists(folder / "sft_images" / "x.jpg") and not storage.exists(folder / "sft_images" / "y.jpg")
+    with storage.open_read(folder / "shards" / "a.tar") as f:
+        assert f.read() == b"a"
+    (folder / "run.json").write_bytes(b"[]")  # same size: kept, not fetched again
+    assert storage.fetch("memory://in/run").joinpath("run.json").read_bytes() == b"[]"
+    with pytest.raises(FileNotFoundError):
+        storage.open_read(folder / "shards" / "b.tar")
     with pytest.raises(ConfigError, match="does not exist"):
         storage.fetch("memory://in/missing.parquet")
 
@@ -86,12 +93,18 @@ def test_mirrored_run_uploads_evicts_and_finishes(staging):
         write_bytes_atomic(out / "parquet" / "part-000000.parquet", b"parquet")
         assert not (out / "shards" / "shard-000000.tar").exists()  # uploaded, then evicted
         assert shard_done(out, 0) and not shard_done(out, 1)
+        write_bytes_atomic(out / "_spool" / "s" / "chunk-000000.tar", b"spool")
+        assert not (out / "_spool" / "s" / "chunk-000000.tar").exists()  # spool parts are read back remotely
+        storage.move(out / "_spool" / "s" / "chunk-000000.tar", out / "shards" / "shard-000001.tar")
+        with storage.open_read(out / "shards" / "shard-000001.tar") as f:
+            assert f.read() == b"spool"
         run.mark_done("write", 0, {"rows": 1})
         assert "_chunks/write/chunk-000000.json" in objects(staging, "/bucket/run")
         assert "_SUCCESS" not in objects(staging, "/bucket/run")
         run.finish({"rows": 1})
     found = objects(staging, "/bucket/run")
     assert found["shards/shard-000000.tar"] == b"tar" and found["parquet/part-000000.parquet"] == b"parquet"
+    assert found["shards/shard-000001.tar"] == b"spool" and not any(n.startswith("_spool") for n in found)
     assert json.loads(found["stats.json"]) == {"rows": 1} and found["_SUCCESS"] == b""
     assert not any(name.startswith("_chunks") for name in found)  # deleted locally by finish, so remotely too
     assert not out.exists()  # the local working folder goes once the objects are complete
@@ -109,7 +122,7 @@ def test_killed_mirrored_run_resumes_from_object_storage_elsewhere(staging, tmp_
     monkeypatch.setenv("CURATE_STAGING", str(tmp_path / "elsewhere"))
     storage.mirror(url)
     out = storage.output_path(url)
-    assert (out / "run.json").is_file() and not (out / "shards").exists()
+    assert (out / "run.json").is_file() and not any((out / "shards").iterdir())
     with open_run(out, "mix", run_identity(), {}, "a: 1\n", overwrite=False) as run:
         assert run.resumed and run.pending("write", range(2)) == [1] and shard_done(out, 0)
         run.finish({})
