@@ -175,7 +175,7 @@ fmt: $(STAMP)
 ## the plan comparison; issue 18) and the connector family with SparseVLM pruning (issue 19).
 ## 15500 -> 17500 with the CLIP pixel stage and device decode (issue 20), the language evaluation and English
 ## vocabulary (issue 22), and URL encoding, progress output, the shape scenes and curate export (issue 21).
-SIZE_BUDGET := 17500
+SIZE_BUDGET := 18000
 size:
 	@total=$$(find curate -name '*.py' -exec cat {} + | wc -l); echo "curate/: $$total lines (budget $(SIZE_BUDGET))"; \
 	test $$total -le $(SIZE_BUDGET)

@@ -46,7 +46,7 @@ PACKAGES = {
 BULK = frozenset({"shards", "parquet", "sft_images"})  # folders of finished image-bearing files
 SCRATCH = frozenset({"_spool", "_chunks", "_plan", "index", "logs", "raw", "ledger"})
 LEFT_BEHIND = frozenset({"raw", "_spool", "_chunks", "logs"})  # what no reader of a curate output needs
-MIRROR_FILE = "mirror.json"
+MIRROR_FILE = ".curate-mirror.json"  # beside a mirrored folder: {"url", "local"}
 TMP = ".tmp"
 
 
@@ -132,9 +132,12 @@ def mirror_of(path: Path) -> Mirror | None:
     for folder in (path, *path.parents):
         record = folder.parent / MIRROR_FILE
         if record.is_file():
-            data = json.loads(record.read_text())
-            if Path(data["local"]) == folder:
-                return Mirror(folder, data["url"])
+            try:
+                data = json.loads(record.read_text())
+                if Path(data["local"]) == folder:
+                    return Mirror(folder, data["url"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not ours
     return None
 
 

@@ -153,6 +153,6 @@ def test_chain_on_s3_equals_the_local_chain(s3, demo_input, tiny_clip, demo_filt
 
     # finished runs leave no working copy of their outputs on local disk (the killed mix's first machine does)
     folders = [staging / "out", tmp_path / "another_machine" / "out"]
-    left = [p for f in folders for p in f.rglob("*") if p.is_file() and p.name != "mirror.json"]
+    left = [p for f in folders for p in f.rglob("*") if p.is_file() and p.name != ".curate-mirror.json"]
     left = [p for p in left if not p.is_relative_to(working.parent)]
     assert all(p.name.endswith(".lock") for p in left), left
