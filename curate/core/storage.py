@@ -100,6 +100,7 @@ class Mirror:
 
     local: Path
     url: str
+    bulk: frozenset[str] = BULK  # folders whose files live in object storage only
 
     @property
     def remote_only(self) -> Path:
@@ -119,10 +120,11 @@ class Mirror:
         (self.local / rel).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _open_mirror(local: Path, url: str) -> Mirror:
-    found = Mirror(local, url)
+def _open_mirror(local: Path, url: str, bulk: frozenset[str] = BULK) -> Mirror:
+    found = Mirror(local, url, bulk)
     local.parent.mkdir(parents=True, exist_ok=True)
-    (local.parent / MIRROR_FILE).write_text(json.dumps({"url": url, "local": str(local)}))
+    record = {"url": url, "local": str(local), "bulk": sorted(bulk)}
+    (local.parent / MIRROR_FILE).write_text(json.dumps(record))
     return found
 
 
@@ -135,16 +137,16 @@ def mirror_of(path: Path) -> Mirror | None:
             try:
                 data = json.loads(record.read_text())
                 if Path(data["local"]) == folder:
-                    return Mirror(folder, data["url"])
+                    return Mirror(folder, data["url"], frozenset(data.get("bulk", BULK)))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not ours
     return None
 
 
-def _bulk(parts: list[str]) -> bool:
-    """Image-bearing files that stay in object storage: finished shards, parquet parts and SFT images, and an
-    output's spool parts once uploaded."""
-    return parts[0] == "_spool" or (not SCRATCH.intersection(parts) and bool(BULK.intersection(parts[:-1])))
+def _bulk(parts: list[str], bulk: frozenset[str] = BULK) -> bool:
+    """Image-bearing files that stay in object storage: finished shards, parquet parts and SFT images (an
+    export's `bulk` folders), and an output's spool parts once uploaded."""
+    return parts[0] == "_spool" or (not SCRATCH.intersection(parts) and bool(bulk.intersection(parts[:-1])))
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -268,17 +270,18 @@ def shown(path: Path) -> str:
     return found.url if found is not None and found.local == Path(path).absolute() else str(path)
 
 
-def mirror(url: str) -> Path:
-    """Prepare the local working folder of the output at `url`: the run's state pulled from object storage."""
+def mirror(url: str, bulk: frozenset[str] = BULK) -> Path:
+    """Prepare the local working folder of the output at `url`: the run's state pulled from object storage;
+    files under `bulk` folders are uploaded, then dropped locally."""
     url = url.rstrip("/")
-    found = _open_mirror(working_folder(url), url)
+    found = _open_mirror(working_folder(url), url, bulk)
     fs, root = filesystem(url)
     fs.invalidate_cache()  # fsspec caches listings per process; other processes upload
     remote = fs.find(root, detail=True) if fs.exists(root) else {}
     pulled = 0
     for path in sorted(remote):
         rel = _relative(path, root)
-        if _bulk(rel.split("/")):
+        if _bulk(rel.split("/"), bulk):
             found.record(rel)
         elif not (found.local / rel).exists():
             _get(fs, path, found.local / rel)
@@ -295,7 +298,7 @@ def publish(path: Path) -> None:
     rel = found.relative(path)
     fs, _ = filesystem(found.url)
     fs.put_file(str(path), found.remote(rel))
-    if _bulk(rel.split("/")):
+    if _bulk(rel.split("/"), found.bulk):
         found.record(rel)
         Path(path).unlink()
 

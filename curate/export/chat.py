@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from curate.core.storage import exists
 from curate.format import qwen
 
 BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
@@ -70,7 +71,7 @@ def qwen2vl_problems(item: dict[str, Any], root: Path) -> list[str]:
     images = [c.get("image") for role, c in parts if c.get("type") == "image"]
     if any(c.get("type") == "image" for role, c in parts if role != "user"):
         problems.append("an image outside the user turn")
-    problems += [f"image {p} missing" for p in images if not (root / str(p)).is_file()]
+    problems += [f"image {p} missing" for p in images if not exists(root / str(p))]
     text = "".join(c.get("text", "") for _, c in parts)
     for open_token, close_token in (("<|object_ref_start|>", "<|object_ref_end|>"), ("<|box_start|>", "<|box_end|>")):
         if text.count(open_token) != text.count(close_token):
@@ -124,7 +125,7 @@ def deepseek_problems(item: dict[str, Any], root: Path) -> list[str]:
         problems.append(f"{count} {DS_IMAGE} tokens for {len(images)} images")
     if any(DS_IMAGE in t.get("content", "") for t in turns if t.get("role") == DS_ASSISTANT):
         problems.append(f"{DS_IMAGE} in the answer")
-    problems += [f"image {p} missing" for p in images if not (root / p).is_file()]
+    problems += [f"image {p} missing" for p in images if not exists(root / p)]
     text = "".join(t.get("content", "") for t in turns)
     if text.count("<|det|>") != len(DET.findall(text)):
         problems.append("a <|det|> that is not a list of boxes")

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from curate.core.storage import exists
 from curate.format import qwen
 
 IMAGE_TOKEN = "<image>"
@@ -96,5 +97,5 @@ def loader_problems(item: dict[str, Any], root: Path) -> list[str]:
         problems.append(f"{count} {IMAGE_TOKEN} tokens for {len(images)} images")
     if any(IMAGE_TOKEN in t.get("value", "") for t in turns if t.get("from") != "human"):
         problems.append(f"{IMAGE_TOKEN} in a gpt turn")
-    problems += [f"image {p} missing" for p in images if not (root / p).is_file()]
+    problems += [f"image {p} missing" for p in images if not exists(root / p)]
     return problems

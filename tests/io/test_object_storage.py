@@ -156,3 +156,18 @@ def test_chain_on_s3_equals_the_local_chain(s3, demo_input, tiny_clip, demo_filt
     left = [p for f in folders for p in f.rglob("*") if p.is_file() and p.name != ".curate-mirror.json"]
     left = [p for p in left if not p.is_relative_to(working.parent)]
     assert all(p.name.endswith(".lock") for p in left), left
+
+
+def test_export_from_the_bucket_to_the_bucket(s3, demo_mixture, tmp_path):
+    """Every image the LLaVA JSON names is an object beside it, and no image stays on local disk."""
+    from curate.core.shards import read_output
+
+    env, fs = s3
+    fs.put(str(demo_mixture / "t"), f"{BUCKET}/export_src/t", recursive=True)
+    url = f"s3://{BUCKET}/exports/llava"
+    _curate(env, tmp_path, "export", f"s3://{BUCKET}/export_src/t", "--format", "llava", "--out", url)
+    items = json.loads(fs.cat(f"{BUCKET}/exports/llava/llava.json"))
+    assert len(items) == sum(1 for _ in read_output(demo_mixture / "t", "parquet"))
+    images = {i["image"] for i in items if "image" in i}
+    assert images and images == {p.split("exports/llava/", 1)[1] for p in fs.find(f"{BUCKET}/exports/llava/images")}
+    assert not list((tmp_path / "out").rglob("*.jpg"))

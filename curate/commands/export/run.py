@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from curate.core.errors import ConfigError
 from curate.core.log import progress
 from curate.core.run_folder import read_run
 from curate.core.shards import output_files, read_parquet
+from curate.core.storage import remove_tree
 from curate.export.card import HF_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def run_export(src: Path, fmt: str, out: Path, overwrite: bool = False) -> dict[
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ConfigError(f"{out} exists and is not empty; pass --overwrite to replace it")
-        shutil.rmtree(out)
+        remove_tree(out)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, Any] = {"samples": 0, "images": 0, "bytes": 0, "tasks": Counter(), "sources": Counter()}
     if fmt == "hf":
@@ -78,7 +78,7 @@ def _export_hf(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) 
             path = out / "data" / f"train-{i:05d}-of-{len(parts):05d}.parquet"
 
             def write(tmp: Path, part: Path = part) -> None:
-                with pq.ParquetWriter(tmp, HF_SCHEMA) as writer:
+                with pq.ParquetWriter(tmp, HF_SCHEMA) as writer:  # its size is counted before the upload
                     batch: list[dict[str, Any]] = []
                     for row in read_parquet(part):
                         _count(counts, row)
@@ -91,9 +91,9 @@ def _export_hf(src: Path, parts: list[Path], out: Path, counts: dict[str, Any]) 
                             batch = []
                     if batch:
                         writer.write_table(pa.Table.from_pylist(batch, HF_SCHEMA))
+                counts["bytes"] += tmp.stat().st_size
 
             write_atomic(path, write)
-            counts["bytes"] += path.stat().st_size
             bar.update(1)
     write_bytes_atomic(out / "README.md", card(src, counts, "data/train-*.parquet").encode())
 
