@@ -32,3 +32,10 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("filter", "demo-data", "train-clip"):
         assert command in result.stdout
+
+
+def test_validate_names_a_filter_output_instead_of_failing_every_pair(tmp_path, capsys):
+    (tmp_path / "f" / "shards").mkdir(parents=True)
+    (tmp_path / "f" / "run.json").write_text('{"command": "filter"}')
+    assert main(["validate", str(tmp_path / "f")]) == 2
+    assert "filter output" in capsys.readouterr().err

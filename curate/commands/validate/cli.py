@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from curate.core.run_folder import read_run
     from curate.format.validate import validate_paths
     from curate.mixture.validate import is_mix_output, validate_mix
 
@@ -25,6 +26,9 @@ def main(args: argparse.Namespace) -> int:
     for path in map(local_path, args.paths):
         if not path.exists():
             raise ConfigError(f"{path} not found")
+        if (read_run(path) or {}).get("command") == "filter":
+            raise ConfigError(f"{path} is a filter output (image-text pairs); validate checks task samples: "
+                              "give it a build or mix output")  # fmt: skip
         n, problems = validate_mix(path) if is_mix_output(path) else validate_paths([path])
         checked += n
         bad |= problems
