@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from curate.core.atomic import write_atomic
 from curate.core.run_folder import read_run
-from curate.core.storage import exists, glob, open_read
+from curate.core.storage import exists, glob, open_read, read_range
 from curate.core.tar import TarWriter
 
 SHARD_DIR, PARQUET_DIR = "shards", "parquet"
@@ -146,9 +146,7 @@ def read_tar_index(path: Path) -> Iterator[tuple[Row, dict[str, tuple[int, int]]
 
 
 def read_at(path: Path | str, offset: int, size: int) -> bytes:
-    with open_read(path) as f:
-        f.seek(offset)
-        return f.read(size)
+    return read_range(path, offset, size)
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> Iterator[Row]:

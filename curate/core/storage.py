@@ -241,6 +241,19 @@ def open_read(path: Path | str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115 - raises FileNotFoundError
 
 
+def read_range(path: Path | str, offset: int, size: int) -> bytes:
+    """`size` bytes at `offset`: a seek in a local file, or one ranged GET for an object (no read-ahead block,
+    which would fetch megabytes for each image)."""
+    if not Path(path).exists():
+        found = mirror_of(Path(path))
+        if found is not None and (found.remote_only / found.relative(path)).is_file():
+            fs, _ = filesystem(found.url)
+            return fs.cat_file(found.remote(found.relative(path)), start=offset, end=offset + size)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
 def glob(folder: Path, pattern: str) -> list[Path]:
     """Sorted files matching `pattern` (Path.glob syntax, `**` included) under `folder`, local or remote-only."""
     found = {p for p in Path(folder).glob(pattern) if p.is_file()}
