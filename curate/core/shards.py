@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from curate.core.atomic import write_atomic
 from curate.core.run_folder import read_run
-from curate.core.storage import exists, glob, open_read, read_range
+from curate.core.storage import SCRATCH, exists, glob, open_read
 from curate.core.tar import TarWriter
 
 SHARD_DIR, PARQUET_DIR = "shards", "parquet"
@@ -125,7 +125,7 @@ def read_tar(path: Path, on_error: OnError = _raise) -> Iterator[Row]:
 
 def read_tar_index(path: Path) -> Iterator[tuple[Row, dict[str, tuple[int, int]]]]:
     """(JSON row, {suffix: (offset, size)} of its binary members) per sample of a tar, reading only the JSON
-    members: where each image lies, for readers that fetch bytes later with one seek (`read_at`)."""
+    members: where each image lies, for readers that fetch bytes later with one seek (`storage.read_at`)."""
     key, meta, where = None, None, {}
     with open_read(path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
         while (info := tar.next()) is not None:
@@ -143,10 +143,6 @@ def read_tar_index(path: Path) -> Iterator[tuple[Row, dict[str, tuple[int, int]]
                 where[suffix] = (info.offset_data, info.size)
     if meta is not None:
         yield meta, where
-
-
-def read_at(path: Path | str, offset: int, size: int) -> bytes:
-    return read_range(path, offset, size)
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> Iterator[Row]:
@@ -178,8 +174,7 @@ def output_files(path: Path, kind: str = "tar") -> list[Path]:
         return glob(path, f"*/{sub}/*{suffix}")
     if run is not None and run.get("command") in ("filter", "mix"):
         return glob(path, f"{sub}/*{suffix}")
-    hidden = ("_chunks", "_spool", "_plan", "index", "raw", "ledger")
-    return [p for p in glob(path, f"**/*{suffix}") if not set(p.relative_to(path).parts) & set(hidden)]
+    return [p for p in glob(path, f"**/*{suffix}") if not SCRATCH.intersection(p.relative_to(path).parts)]
 
 
 def read_output(path: Path, kind: str = "tar", on_error: OnError = _raise) -> Iterator[Row]:

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -156,15 +157,16 @@ def fetch(url: str) -> Path:
     """The local view of the file or folder at `url` (see the module docstring); its path."""
     url = url.rstrip("/")
     fs, root = filesystem(url)
+    folder = fs.isdir(root)
     try:
-        found = fs.find(root, detail=True) if fs.isdir(root) else {root: fs.info(root)}
+        found = fs.find(root, detail=True) if folder else {root: fs.info(root)}
     except FileNotFoundError:
         found = {}
     if not found:
         raise ConfigError(f"{url} does not exist (or holds no files)")
     name = PurePosixPath(root).name or "root"
-    view = _open_mirror(staging_root() / "in" / _key(url) / name, url) if len(found) > 1 or root not in found else None
-    local = view.local if view else staging_root() / "in" / _key(url) / name
+    local = staging_root() / "in" / _key(url) / name
+    view = _open_mirror(local, url) if folder else None
     fetched = left = 0
     for path, info in sorted(found.items()):
         rel = _relative(path, root)
@@ -187,31 +189,32 @@ def localize(raw: dict[str, Any]) -> dict[str, Any]:
     `output.dir` URL stays (run.json records it) and its working folder is prepared (`mirror`, `output_path`)."""
     output = raw.get("output")
     out = output.get("dir") if isinstance(output, dict) else None
-    staged = _localize_value({k: v for k, v in raw.items() if k != "output"})
+    staged = _map_strings({k: v for k, v in raw.items() if k != "output"}, _local_view)
     if isinstance(output, dict):
         if is_url(out):
             mirror(out)
-        staged["output"] = {**output, **_localize_value({k: v for k, v in output.items() if k != "dir"})}
+        staged["output"] = {**output, **_map_strings({k: v for k, v in output.items() if k != "dir"}, _local_view)}
     return staged
 
 
 def portable(value: Any) -> Any:
     """`value` with local views of storage inputs named relative to the staging root, so that a run's identity
     is the same on every machine (a run killed on one resumes on another with its own $CURATE_STAGING)."""
-    if isinstance(value, dict):
-        return {k: portable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [portable(v) for v in value]
     prefix = f"{staging_root()}/in/"
-    return f"staged:{value[len(prefix) :]}" if isinstance(value, str) and value.startswith(prefix) else value
+    return _map_strings(value, lambda s: f"staged:{s[len(prefix) :]}" if s.startswith(prefix) else s)
 
 
-def _localize_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _localize_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_localize_value(v) for v in value]
+def _local_view(value: str) -> str:
     return str(fetch(value)) if is_url(value) else value
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` (nested dicts and lists) with `change` applied to every string in it."""
+    if isinstance(value, dict):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    return change(value) if isinstance(value, str) else value
 
 
 def local_path(value: str) -> Path:
@@ -222,33 +225,37 @@ def local_path(value: str) -> Path:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+def _remote_only(path: Path | str) -> tuple[Mirror, str] | None:
+    """(its mirror, its path there) when `path` is not on local disk but its object is recorded; else None."""
+    if Path(path).exists():
+        return None
+    found = mirror_of(Path(path))
+    if found is None or not (found.remote_only / found.relative(path)).is_file():
+        return None
+    return found, found.relative(path)
+
+
 def exists(path: Path) -> bool:
     """The file is there: locally, or in object storage behind a mirrored folder."""
-    if Path(path).exists():
-        return True
-    found = mirror_of(path)
-    return found is not None and (found.remote_only / found.relative(path)).is_file()
+    return Path(path).exists() or _remote_only(path) is not None
 
 
 def open_read(path: Path | str) -> BinaryIO:
     """A binary file object on `path`: the local file, or its object behind a mirrored folder."""
-    if Path(path).exists():
-        return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    found = mirror_of(Path(path))
-    if found is not None and (found.remote_only / found.relative(path)).is_file():
-        fs, _ = filesystem(found.url)
-        return fs.open(found.remote(found.relative(path)), "rb")
-    return open(path, "rb")  # noqa: SIM115 - raises FileNotFoundError
+    remote = _remote_only(path)
+    if remote is None:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it (FileNotFoundError when missing)
+    found, rel = remote
+    return filesystem(found.url)[0].open(found.remote(rel), "rb")
 
 
-def read_range(path: Path | str, offset: int, size: int) -> bytes:
+def read_at(path: Path | str, offset: int, size: int) -> bytes:
     """`size` bytes at `offset`: a seek in a local file, or one ranged GET for an object (no read-ahead block,
     which would fetch megabytes for each image)."""
-    if not Path(path).exists():
-        found = mirror_of(Path(path))
-        if found is not None and (found.remote_only / found.relative(path)).is_file():
-            fs, _ = filesystem(found.url)
-            return fs.cat_file(found.remote(found.relative(path)), start=offset, end=offset + size)
+    remote = _remote_only(path)
+    if remote is not None:
+        found, rel = remote
+        return filesystem(found.url)[0].cat_file(found.remote(rel), start=offset, end=offset + size)
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(size)
@@ -277,10 +284,16 @@ def output_path(value: str | Path) -> Path:
     return working_folder(value) if is_url(value) else Path(value)
 
 
+def mirror_at(folder: Path) -> Mirror | None:
+    """The mirror whose local folder is `folder` itself (not one above it), or None."""
+    found = mirror_of(folder)
+    return found if found is not None and found.local == Path(folder).absolute() else None
+
+
 def shown(path: Path) -> str:
     """`path` for messages: the URL of a mirrored working folder, else the path."""
-    found = mirror_of(path)
-    return found.url if found is not None and found.local == Path(path).absolute() else str(path)
+    found = mirror_at(path)
+    return found.url if found is not None else str(path)
 
 
 def mirror(url: str, bulk: frozenset[str] = BULK) -> Path:
@@ -318,17 +331,15 @@ def publish(path: Path) -> None:
 
 def move(source: Path, target: Path) -> None:
     """Rename a finished file of a run (a spool part that is exactly a shard), locally or in object storage."""
-    if Path(source).exists():
+    remote = _remote_only(source)
+    if remote is None:
         os.replace(source, target)
         publish(target)
         return
-    found = mirror_of(source)
-    if found is None or not (found.remote_only / found.relative(source)).is_file():
-        raise FileNotFoundError(source)
-    fs, _ = filesystem(found.url)
-    fs.mv(found.remote(found.relative(source)), found.remote(found.relative(target)))
+    found, rel = remote
+    filesystem(found.url)[0].mv(found.remote(rel), found.remote(found.relative(target)))
     found.record(found.relative(target))
-    (found.remote_only / found.relative(source)).unlink()
+    (found.remote_only / rel).unlink()
 
 
 def remove_tree(path: Path) -> None:
@@ -348,8 +359,8 @@ def remove_tree(path: Path) -> None:
 def sync_mirror(folder: Path) -> bool:
     """Make the objects under a mirrored `folder` equal its local files plus the remote-only ones: upload what
     differs, delete the objects of files the run deleted. False for a local folder."""
-    found = mirror_of(folder)
-    if found is None or found.local != Path(folder).absolute():
+    found = mirror_at(folder)
+    if found is None:
         return False
     fs, root = filesystem(found.url)
     fs.invalidate_cache()
@@ -383,7 +394,7 @@ def sync_mirror(folder: Path) -> bool:
 
 def release_mirror(folder: Path) -> None:
     """Drop the local working folder of a finished mirrored run (its objects are complete)."""
-    found = mirror_of(folder)
-    if found is not None and found.local == Path(folder).absolute():
+    found = mirror_at(folder)
+    if found is not None:
         shutil.rmtree(found.local, ignore_errors=True)
         shutil.rmtree(found.remote_only, ignore_errors=True)

@@ -22,7 +22,8 @@ from curate.core.atomic import write_parquet_atomic
 from curate.core.errors import ConfigError
 from curate.core.images import header_size
 from curate.core.run_folder import read_run
-from curate.core.shards import output_files, read_at, read_tar_index
+from curate.core.shards import output_files, read_tar_index
+from curate.core.storage import read_at
 from curate.format.image_plan import sample_image_tokens
 from curate.format.tokenizer import make_tokenizer
 

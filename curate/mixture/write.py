@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.core.chunks import read_rows
-from curate.core.shards import read_at, write_shard
+from curate.core.shards import write_shard
+from curate.core.storage import read_at
 from curate.mixture.index import TEXT_COLUMNS, index_path, shard_file
 from curate.mixture.plan import plan_path
 

@@ -13,7 +13,6 @@ import pytest
 from curate.core.chunks import cut_plan
 from curate.core.shards import (
     output_files,
-    read_at,
     read_file,
     read_output,
     read_tar,
@@ -21,6 +20,7 @@ from curate.core.shards import (
     shard_done,
     write_shard,
 )
+from curate.core.storage import read_at
 
 TASK = pa.schema([("key", pa.string()), ("task", pa.string()), ("prefix", pa.string()), ("image", pa.binary())])
 SEQUENCE = pa.schema(

@@ -23,8 +23,8 @@ from curate.core.chunks import WorkerPool, run_chunks
 from curate.core.config import fingerprint, to_dict, to_yaml
 from curate.core.ray_session import ray_session
 from curate.core.run_folder import open_run, paths_digest
-from curate.core.shards import read_at, read_parquet
-from curate.core.storage import exists
+from curate.core.shards import read_parquet
+from curate.core.storage import exists, read_at
 from curate.format.tokenizer import make_tokenizer
 from curate.mixture import plan
 from curate.mixture.index import INDEX_SCHEMA, IndexWorker, Pool, index_path, input_shards, shard_file
