@@ -27,18 +27,17 @@ from typing import Any
 from curate.core.storage import exists
 from curate.format import qwen
 
-BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
-BOXES = re.compile(r"(?:<box>\(\d+,\d+\),\(\d+,\d+\)</box>|<quad>(?:\(\d+,\d+\),?){4}</quad>)+")
-REF = re.compile(r"<ref>(.*?)</ref>", re.S)
-IMG = re.compile(r"<img>.*?</img>", re.S)
+# DeepSeek-VL2's markup, for the checks (Qwen-VL's patterns are in curate.format.qwen)
 DET = re.compile(r"<\|det\|>\[(\[\d+, \d+, \d+, \d+\](?:, )?)+\]<\|/det\|>")
+DET_BODY = re.compile(r"<\|det\|>(.*?)<\|/det\|>")
+NUMBER = re.compile(r"\d+")
 DS_USER, DS_ASSISTANT, DS_IMAGE = "<|User|>", "<|Assistant|>", "<image>"
 QWEN2_TOKENS = {"<ref>": "<|object_ref_start|>", "</ref>": "<|object_ref_end|>", "<box>": "<|box_start|>",
                 "</box>": "<|box_end|>", "<quad>": "<|quad_start|>", "</quad>": "<|quad_end|>"}  # fmt: skip
 
 
 def _strip(text: str | None) -> str:
-    return IMG.sub("", text or "").replace(qwen.EOS, "")
+    return qwen.IMAGE_SPAN.sub("", text or "").replace(qwen.EOS, "")
 
 
 # ---------------------------------------------------------------------------------------------- Qwen2-VL
@@ -85,8 +84,8 @@ def qwen2vl_problems(item: dict[str, Any], root: Path) -> list[str]:
 
 def _det(match: re.Match[str]) -> str:
     boxes = []
-    for found in re.finditer(r"<(box|quad)>(.*?)</\1>", match.group(0)):
-        values = [int(v) for v in re.findall(r"\d+", found.group(2))]
+    for region in qwen.REGION.finditer(match.group(0)):  # a run holds boxes and quads only
+        values = [int(v) for point in qwen.POINT.findall(region.group(0)) for v in point]
         xs, ys = values[0::2], values[1::2]
         box = (min(xs), min(ys), max(xs), max(ys))
         boxes.append("[" + ", ".join(str(round(v * 999 / 1000)) for v in box) + "]")
@@ -94,14 +93,14 @@ def _det(match: re.Match[str]) -> str:
 
 
 def deepseek_text(text: str | None) -> str:
-    text = BOXES.sub(_det, _strip(text))
-    return REF.sub(lambda m: f"<|ref|>{m.group(1)}<|/ref|>", text)
+    text = qwen.REGION_RUN.sub(_det, _strip(text))
+    return qwen.REF_SPAN.sub(lambda m: f"<|ref|>{m.group(1)}<|/ref|>", text)
 
 
 def deepseek_record(row: dict[str, Any], image_paths: list[str]) -> dict[str, Any]:
     prompt, answer = deepseek_text(row["prefix"]).strip(), deepseek_text(row["target"]).strip()
     if row["task"] == "ref_grounding":
-        expression = REF.search(row["prefix"] or "")
+        expression = qwen.REF_SPAN.search(row["prefix"] or "")
         answer = f"<|ref|>{expression.group(1)}<|/ref|>{answer}" if expression else answer
         prompt += "."
     elif "<|det|>" in answer and "<|det|>" not in prompt:
@@ -129,7 +128,7 @@ def deepseek_problems(item: dict[str, Any], root: Path) -> list[str]:
     text = "".join(t.get("content", "") for t in turns)
     if text.count("<|det|>") != len(DET.findall(text)):
         problems.append("a <|det|> that is not a list of boxes")
-    if any(int(v) > 999 for det in re.findall(r"<\|det\|>(.*?)<\|/det\|>", text) for v in re.findall(r"\d+", det)):
+    if any(int(v) > 999 for det in DET_BODY.findall(text) for v in NUMBER.findall(det)):
         problems.append("a coordinate over 999")
     problems += [f"Qwen-VL tag {tag} left" for tag in ("<ref>", "<box>", "<quad>", "<img>") if tag in text]
     return problems

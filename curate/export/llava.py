@@ -16,7 +16,6 @@ for text-only samples) and `conversations`, a human turn then a gpt turn. The hu
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,6 @@ from curate.format import qwen
 IMAGE_TOKEN = "<image>"
 REC_PROMPT = "Please provide the bounding box coordinate of the region this sentence describes: "
 REG_PROMPT = "Please provide a short description for this region: "
-BOX = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")
-QUAD = re.compile(r"<quad>((?:\(\d+,\d+\),?){4})</quad>")
-REF = re.compile(r"<ref>(.*?)</ref>", re.S)
-IMG = re.compile(r"<img>.*?</img>", re.S)
 
 
 def _floats(values: Iterable[str], size: tuple[int, int] | None = None) -> str:
@@ -43,13 +38,18 @@ def _floats(values: Iterable[str], size: tuple[int, int] | None = None) -> str:
     return "[" + ", ".join(f"{v:.3f}" for v in out) + "]"
 
 
+def _values(points: str) -> list[str]:
+    """The coordinates of `(x,y),(x,y),...` in order, x and y alternating."""
+    return [v for point in qwen.POINT.findall(points) for v in point]
+
+
 def plain(text: str, size: tuple[int, int] | None = None) -> str:
     """Qwen-VL markup as LLaVA text: boxes and quads as floats (over the padded square of an image of `size`),
     refs unwrapped, no <img>, no EOS."""
-    text = IMG.sub("", text).replace(qwen.EOS, "")
-    text = BOX.sub(lambda m: " " + _floats(m.groups(), size) + " ", text)
-    text = QUAD.sub(lambda m: " " + _floats(re.findall(r"\d+", m.group(1)), size) + " ", text)
-    text = REF.sub(lambda m: m.group(1), text)
+    text = qwen.IMAGE_SPAN.sub("", text).replace(qwen.EOS, "")
+    text = qwen.BOX_SPAN.sub(lambda m: " " + _floats(m.groups(), size) + " ", text)
+    text = qwen.QUAD_SPAN.sub(lambda m: " " + _floats(_values(m.group(1)), size) + " ", text)
+    text = qwen.REF_SPAN.sub(lambda m: m.group(1), text)
     return " ".join(text.split()).replace(" .", ".").replace(" ,", ",")
 
 
@@ -59,12 +59,12 @@ def conversation(row: dict[str, Any]) -> tuple[str, str]:
     sizes = row.get("image_sizes") or []
     size = tuple(sizes[0]) if sizes and sizes[0] else None
     if row["task"] == "ref_grounding":
-        expression = REF.search(prefix)
+        expression = qwen.REF_SPAN.search(prefix)
         return REC_PROMPT + (expression.group(1) if expression else plain(prefix, size)), plain(target, size)
     if row["task"] == "grounded_caption":
-        box = BOX.search(prefix)
+        box = qwen.BOX_SPAN.search(prefix)
         region = _floats(box.groups(), size) if box else plain(prefix, size)
-        return REG_PROMPT + region, plain(BOX.sub("", prefix) + target)  # "This is the green square"
+        return REG_PROMPT + region, plain(qwen.BOX_SPAN.sub("", prefix) + target)  # "This is the green square"
     return plain(prefix, size), plain(target, size)
 
 

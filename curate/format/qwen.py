@@ -63,6 +63,12 @@ REGION = re.compile(
     re.S,
 )
 POINT = re.compile(r"\((\d+),(\d+)\)")
+REF_SPAN = re.compile(r"<ref>(.*?)</ref>", re.S)  # group 1: the referred text (the exports)
+BOX_SPAN = re.compile(r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>")  # groups: x1, y1, x2, y2
+QUAD_SPAN = re.compile(r"<quad>((?:\(\d+,\d+\),?){4})</quad>")  # group 1: the four points
+REGION_RUN = re.compile(
+    r"(?:<box>\(\d+,\d+\),\(\d+,\d+\)</box>|<quad>(?:\(\d+,\d+\),?){4}</quad>)+"
+)  # adjacent regions
 OCR_LINE = re.compile(r"<ref>(.*?)</ref><quad>", re.S)  # the text of each OCR line
 VQA_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img>(?P<question>.*) Answer:$", re.S)
 REF_PREFIX = re.compile(r"^<img>(?P<image>.*?)</img><ref>(?P<expression>.*)</ref>$", re.S)
