@@ -189,11 +189,18 @@ def localize(raw: dict[str, Any]) -> dict[str, Any]:
     `output.dir` URL stays (run.json records it) and its working folder is prepared (`mirror`, `output_path`)."""
     output = raw.get("output")
     out = output.get("dir") if isinstance(output, dict) else None
-    staged = _map_strings({k: v for k, v in raw.items() if k != "output"}, _local_view)
+    views: dict[str, str] = {}  # a URL named twice (a corpus in two sources) is listed and fetched once
+
+    def local_view(value: str) -> str:
+        if is_url(value) and value not in views:
+            views[value] = str(fetch(value))
+        return views.get(value, value)
+
+    staged = _map_strings({k: v for k, v in raw.items() if k != "output"}, local_view)
     if isinstance(output, dict):
         if is_url(out):
             mirror(out)
-        staged["output"] = {**output, **_map_strings({k: v for k, v in output.items() if k != "dir"}, _local_view)}
+        staged["output"] = {**output, **_map_strings({k: v for k, v in output.items() if k != "dir"}, local_view)}
     return staged
 
 
@@ -202,10 +209,6 @@ def portable(value: Any) -> Any:
     is the same on every machine (a run killed on one resumes on another with its own $CURATE_STAGING)."""
     prefix = f"{staging_root()}/in/"
     return _map_strings(value, lambda s: f"staged:{s[len(prefix) :]}" if s.startswith(prefix) else s)
-
-
-def _local_view(value: str) -> str:
-    return str(fetch(value)) if is_url(value) else value
 
 
 def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
