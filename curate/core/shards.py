@@ -34,6 +34,7 @@ ROW_GROUP = 64  # rows per parquet row group in every output: a part written in 
 # of any size is the same file, and a reader holds one row group (of images) at a time
 IMAGE, IMAGES = "image", "image_bytes"  # the binary columns
 Row = dict[str, Any]
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # json.dumps would build an encoder per row
 
 
 def shard_path(folder: Path, index: int) -> Path:
@@ -71,7 +72,7 @@ def row_members(row: Row) -> list[tuple[str, bytes]]:
     """The tar members of a row, in the order they are written."""
     key = row["key"]
     meta = {k: v for k, v in row.items() if k not in (IMAGE, IMAGES)}
-    members = [(f"{key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())]
+    members = [(f"{key}.json", _JSON.encode(meta).encode())]
     if row.get(IMAGE) is not None:
         members.insert(0, (f"{key}.jpg", row[IMAGE]))
     for i, data in enumerate(row.get(IMAGES) or []):
