@@ -155,6 +155,13 @@ class ChunkWriter:
         self.out, self.stage, self.chunk, self.schema = out, stage, chunk, schema
         self.groups: dict[str, dict[str, Any]] = {}
 
+    @staticmethod
+    def warm(schema: pa.Schema) -> None:
+        """Load what the first row group would load (a worker calls this at start-up): a process's first
+        Python -> Arrow conversion imports pandas (pyarrow checks for pandas objects), which would otherwise
+        make a worker's first chunk the slowest."""
+        pa.Table.from_pylist([], schema=schema)
+
     def add(self, group: str, row: dict[str, Any]) -> None:
         g = self.groups.get(group) or self._open(group)
         g["rows"].append(row)

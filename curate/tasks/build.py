@@ -77,6 +77,7 @@ class BuildWorker:
     def __init__(self, sources: tuple[Source, ...], out: str, screen: Callable | None = None) -> None:
         self.sources, self.out, self.screen = sources, Path(out), screen
         self.tars = TarReader()
+        ChunkWriter.warm(SAMPLE_SCHEMA)
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
         chunk = item["chunk"]
