@@ -115,6 +115,7 @@ def test_every_part_reports_at_small_sizes(demo_input, tiny_clip, tmp_path, shar
         assert speed["baseline"] > 0 and precision["baseline"] is not None, precision["note"]
     build, *memory = by_part["P6"]
     assert build["value"] > 0 and build["baseline"] > 0 and build["goal"] == 0.8
+    assert len(build["details"]["bare_before_after"]) == 2  # measured before and after the builds
     assert len(memory) == 3 and all(f["value"] > 0 and f["baseline"] > 0 for f in memory)
     assert memory[2]["details"]["large"]["budget"] == 4000 and memory[2]["details"]["large"]["pool"] == 800
     p3 = by_part["P3"][0]
