@@ -11,10 +11,22 @@
   - tokens: SigLIP's 27 x 27 patches padded to 28 x 28, a 2 x 2 unfold + MLP: 14 x 14 per view. The global view
     is 14 rows of (14 + 1 newline), then 1 view separator, then (rows * 14) rows of (columns * 14 + 1);
   - a sample with more than 2 images gets no tiling: each image is the global view plus one 384 tile.
+- `anyres_max_9`: LLaVA-OneVision's AnyRes-Max-9 as transformers' `LlavaOnevisionProcessor` counts it
+  (`_get_number_of_features`, `_get_unpadded_features`; Li et al. 2024, sec. 3) for tokens planning; the reference
+  model does not train under it:
+  - candidates: (w * 384, h * 384) for 1 <= w, h <= 6, in the processor's pinpoint order (height-major); the same
+    select_best_resolution as above;
+  - views: the image resized to 384 x 384 (the base view) and the image resized into the canvas keeping its aspect
+    (the short side rounded up) and padded equally (the odd pixel after), cut into 384 x 384 tiles row by row;
+  - tokens: SigLIP's 27 x 27 per view. Base view 729; the local grid (rows * 27) x (columns * 27) loses the rows
+    or columns that show only padding (unpadding), is shrunk by r = sqrt(h * w / (9 * 27^2)) to
+    int(h // r) x int(w // r) when r > 1.1, and gets one newline token per row: 729 + h * w + h;
+  - every image of a sample is counted this way (the processor does not look at the image count).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 TILE = 384
@@ -23,7 +35,11 @@ GRID_SIDE = 14  # 27 x 27 SigLIP patches, padded to 28 x 28, 2 x 2 unfold
 QWEN_VL_QUERIES = 256
 MEAN_COLOUR = (127, 127, 127)  # int(0.5 * 255): SigLIP's normalisation mean, DeepSeek-VL2's padding colour
 TILING_MAX_IMAGES = 2
-PLANS = ("qwen_vl", "deepseek_vl2")
+ANYRES_SIDE = 27  # SigLIP-so400m at 384 px, patch 14: 27 x 27 tokens per view
+ANYRES_MAX_VIEWS = 9  # the 9 of anyres_max_9: the local grid is shrunk to about 9 views' worth of tokens
+ANYRES_GRID = 6  # pinpoints (1x1) .. (6x6) tiles
+PLANS = ("qwen_vl", "deepseek_vl2", "anyres_max_9")
+TRAINED_PLANS = ("qwen_vl", "deepseek_vl2")  # the plans the reference model lays out (curate train)
 
 
 def candidate_resolutions(tile: int = TILE, max_tiles: int = MAX_TILES) -> list[tuple[int, int]]:
@@ -34,6 +50,8 @@ def candidate_resolutions(tile: int = TILE, max_tiles: int = MAX_TILES) -> list[
 
 
 CANDIDATES = candidate_resolutions()
+# LlavaOnevisionImageProcessor's image_grid_pinpoints are [height, width] pairs, height-major
+ANYRES_CANDIDATES = [(w * TILE, h * TILE) for h in range(1, ANYRES_GRID + 1) for w in range(1, ANYRES_GRID + 1)]
 
 
 def select_best_resolution(size: tuple[int, int], candidates: list[tuple[int, int]] = CANDIDATES) -> tuple[int, int]:
@@ -74,6 +92,21 @@ def deepseek_tokens(columns: int, rows: int) -> int:
     return GRID_SIDE * (GRID_SIDE + 1) + 1 + rows * GRID_SIDE * (columns * GRID_SIDE + 1)
 
 
+def anyres_tokens(width: int, height: int, columns: int, rows: int) -> int:
+    """LLaVA-OneVision's tokens for an image of `width` x `height` on a grid of `columns` x `rows` 384 px tiles:
+    the base view, the unpadded (and, past 1.1 x 9 views, shrunk) local grid, and one newline per grid row."""
+    grid_h, grid_w = ANYRES_SIDE * rows, ANYRES_SIDE * columns
+    if width / height > grid_w / grid_h:  # wider than the canvas: padding rows above and below
+        grid_h -= (grid_h - int(height * (grid_w / width))) // 2 * 2
+    else:
+        grid_w -= (grid_w - int(width * (grid_h / height))) // 2 * 2
+    local, newlines = grid_h * grid_w, grid_h
+    ratio = math.sqrt(grid_h * grid_w / (ANYRES_MAX_VIEWS * ANYRES_SIDE**2))
+    if ratio > 1.1:
+        local, newlines = int(grid_h // ratio) * int(grid_w // ratio), int(grid_h // ratio)
+    return ANYRES_SIDE * ANYRES_SIDE + local + newlines
+
+
 def plan_image(plan: str, width: int, height: int, images_in_sample: int = 1) -> ImagePlan:
     """The plan of one image of `width` x `height` in a sample holding `images_in_sample` images."""
     if width < 1 or height < 1:
@@ -81,13 +114,19 @@ def plan_image(plan: str, width: int, height: int, images_in_sample: int = 1) ->
     if plan == "qwen_vl":
         return ImagePlan(plan, (width, height), (0, 0), (0, 0), (), QWEN_VL_QUERIES)
     check_plan(plan)
-    if images_in_sample > TILING_MAX_IMAGES:
+    if plan == "anyres_max_9":
+        canvas = select_best_resolution((width, height), ANYRES_CANDIDATES)
+    elif images_in_sample > TILING_MAX_IMAGES:
         canvas = (TILE, TILE)
     else:
         canvas = select_best_resolution((width, height))
     columns, rows = canvas[0] // TILE, canvas[1] // TILE
     tiles = tuple((c * TILE, r * TILE, (c + 1) * TILE, (r + 1) * TILE) for r in range(rows) for c in range(columns))
-    return ImagePlan(plan, (width, height), (columns, rows), canvas, tiles, deepseek_tokens(columns, rows))
+    if plan == "anyres_max_9":
+        tokens = anyres_tokens(width, height, columns, rows)
+    else:
+        tokens = deepseek_tokens(columns, rows)
+    return ImagePlan(plan, (width, height), (columns, rows), canvas, tiles, tokens)
 
 
 def image_tokens(plan: str, width: int, height: int, images_in_sample: int = 1) -> int:
@@ -113,6 +152,17 @@ def sample_image_tokens(plan: str, sizes: list | None, images: int) -> list[int]
     return [plan_image(plan, int(w), int(h), images).tokens for w, h in sizes[:images]]
 
 
+def anyres_pad_geometry(size: tuple[int, int], target: tuple[int, int]) -> tuple[float, float, int, int]:
+    """(x scale, y scale, x offset, y offset) of LLaVA-OneVision's resize into `target` (the short side rounded
+    up, `get_patch_output_size`) and its centred padding (the odd pixel after, `_pad_for_patching`)."""
+    (w, h), (tw, th) = size, target
+    if tw / w < th / h:
+        new_w, new_h = tw, min(math.ceil(h * tw / w), th)
+    else:
+        new_w, new_h = min(math.ceil(w * th / h), tw), th
+    return new_w / w, new_h / h, (tw - new_w) // 2, (th - new_h) // 2
+
+
 def pad_geometry(size: tuple[int, int], target: tuple[int, int]) -> tuple[float, float, int, int]:
     """(x scale, y scale, x offset, y offset) of PIL's ImageOps.pad(image of `size`, `target`), centred."""
     (w, h), (tw, th) = size, target
@@ -127,7 +177,8 @@ def pad_geometry(size: tuple[int, int], target: tuple[int, int]) -> tuple[float,
 
 def tiles_in_image(plan: ImagePlan) -> list[tuple[float, float, float, float]]:
     """The tile boxes mapped back onto the original image (clipped to it): what each tile sees."""
-    sx, sy, ox, oy = pad_geometry(plan.size, plan.canvas)
+    geometry = anyres_pad_geometry if plan.plan == "anyres_max_9" else pad_geometry
+    sx, sy, ox, oy = geometry(plan.size, plan.canvas)
     w, h = plan.size
     boxes = []
     for x0, y0, x1, y1 in plan.tiles:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from curate.core.errors import ConfigError
 from curate.core.images import decode_rgb, header_size
-from curate.format.image_plan import PLANS, TILE, plan_image, sample_image_tokens, views
+from curate.format.image_plan import TILE, TRAINED_PLANS, plan_image, sample_image_tokens, views
 
 # The CLIP normalization Qwen-VL's visual.py applies after a plain squash Resize((S, S), BICUBIC) (§7).
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
@@ -49,8 +49,8 @@ class ImageInput:
     view_size: int = TILE
 
     def __post_init__(self) -> None:
-        if self.plan not in PLANS:
-            raise ConfigError(f"image_plan {self.plan!r} is not valid; valid: {', '.join(PLANS)}")
+        if self.plan not in TRAINED_PLANS:
+            raise ConfigError(f"image_plan {self.plan!r}: the reference model trains under {', '.join(TRAINED_PLANS)}")
 
     def slots(self, sample: dict[str, Any], images: int) -> list[int] | None:
         """Slots of each of the sample's first `images` images; None when a size is unknown and no bytes say it."""

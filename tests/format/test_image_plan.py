@@ -1,9 +1,12 @@
 """Image plans (issue 18): DeepSeek-VL2's grid and token count equal a transcription of the published rule
-(written here, independent of curate.format.image_plan), and the views equal crops of the padded canvas."""
+(written here, independent of curate.format.image_plan), and the views equal crops of the padded canvas;
+LLaVA-OneVision's anyres_max_9 count equals a transcription of transformers' LlavaOnevisionProcessor."""
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +137,118 @@ def test_per_image_slot_counts_follow_the_plan_and_the_recorded_sizes():
     assert tok.count_sample(prefix, target, 4) == len(enc.input_ids) - 21 + 12
     with pytest.raises(ValueError, match="no slot count"):
         tok.encode(prefix, [5])
+
+
+# LLaVA-OneVision, transcribed from transformers (image_processing_utils.select_best_resolution,
+# LlavaOnevisionImageProcessor's default image_grid_pinpoints, LlavaOnevisionProcessor._get_number_of_features and
+# _get_unpadded_features, llava_next's get_patch_output_size and _pad_for_patching)
+ONEVISION_PINPOINTS = [[384 * h, 384 * w] for h in range(1, 7) for w in range(1, 7)]  # [height, width]
+
+
+def hf_select_best_resolution(original_size, possible_resolutions):  # noqa: ANN001, ANN201
+    original_height, original_width = original_size
+    best_fit = None
+    max_effective_resolution = 0
+    min_wasted_resolution = float("inf")
+    for height, width in possible_resolutions:
+        scale = min(width / original_width, height / original_height)
+        downscaled_width, downscaled_height = int(original_width * scale), int(original_height * scale)
+        effective_resolution = min(downscaled_width * downscaled_height, original_width * original_height)
+        wasted_resolution = (width * height) - effective_resolution
+        if effective_resolution > max_effective_resolution or (
+            effective_resolution == max_effective_resolution and wasted_resolution < min_wasted_resolution
+        ):
+            max_effective_resolution = effective_resolution
+            min_wasted_resolution = wasted_resolution
+            best_fit = (height, width)
+    return best_fit
+
+
+def onevision(orig_width: int, orig_height: int) -> tuple[tuple[int, int], int]:
+    """(grid [columns, rows], tokens) as LlavaOnevisionProcessor counts them (crop 384, 729 tokens a view)."""
+    height = width = 384
+    num_image_tokens = 729
+    height_best_resolution, width_best_resolution = hf_select_best_resolution(
+        [orig_height, orig_width], ONEVISION_PINPOINTS
+    )
+    scale_height, scale_width = height_best_resolution // height, width_best_resolution // width
+    patches_height = patches_width = int(math.sqrt(num_image_tokens))
+    current_height = patches_height * scale_height
+    current_width = patches_width * scale_width
+    original_aspect_ratio = orig_width / orig_height
+    current_aspect_ratio = current_width / current_height
+    if original_aspect_ratio > current_aspect_ratio:
+        new_height = int(orig_height * (current_width / orig_width))
+        padding = (current_height - new_height) // 2
+        current_height -= padding * 2
+    else:
+        new_width = int(orig_width * (current_height / orig_height))
+        padding = (current_width - new_width) // 2
+        current_width -= padding * 2
+    unpadded_features = current_height * current_width
+    newline_features = current_height
+    ratio = math.sqrt(current_height * current_width / (9 * patches_height**2))
+    if ratio > 1.1:
+        unpadded_features = int(current_height // ratio) * int(current_width // ratio)
+        newline_features = int(current_height // ratio)
+    return (scale_width, scale_height), unpadded_features + newline_features + num_image_tokens
+
+
+@pytest.mark.parametrize("images", [1, 3])
+def test_anyres_max_9_equals_the_onevision_processor(images):
+    for width, height in _sizes():
+        plan = plan_image("anyres_max_9", width, height, images)
+        assert (plan.grid, plan.tokens) == onevision(width, height), (width, height)
+        assert plan.canvas == (plan.grid[0] * 384, plan.grid[1] * 384) and len(plan.tiles) <= 36
+    # by hand: 384 x 384 is one tile, 729 + 27 x 27 + 27 newlines; 300 x 200 keeps 19 of the tile's 27 rows
+    # (int(200 * 27 / 300) = 18, padding (27 - 18) // 2 = 4 rows each side); 1920 x 1080 on 5 x 3 tiles keeps
+    # 75 x 135 and is shrunk by sqrt(75 * 135 / 6561) to 60 x 108
+    assert image_tokens("anyres_max_9", 384, 384) == 729 + 729 + 27
+    assert image_tokens("anyres_max_9", 300, 200) == 729 + 19 * 27 + 19
+    assert plan_image("anyres_max_9", 1920, 1080).grid == (5, 3)
+    assert image_tokens("anyres_max_9", 1920, 1080) == 729 + 60 * 108 + 60
+
+
+def hf_patch_geometry(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(new width, new height, paste x, paste y) of get_patch_output_size and _pad_for_patching."""
+    original_width, original_height = size
+    target_width, target_height = target
+    scale_w = target_width / original_width
+    scale_h = target_height / original_height
+    if scale_w < scale_h:
+        new_width = target_width
+        new_height = min(math.ceil(original_height * scale_w), target_height)
+    else:
+        new_height = target_height
+        new_width = min(math.ceil(original_width * scale_h), target_width)
+    paste_x, _ = divmod(target_width - new_width, 2)
+    paste_y, _ = divmod(target_height - new_height, 2)
+    return new_width, new_height, paste_x, paste_y
+
+
+def test_anyres_tiles_map_back_through_the_onevision_resize_and_padding():
+    from curate.format.image_plan import anyres_pad_geometry, tiles_in_image
+
+    for width, height in _sizes():
+        plan = plan_image("anyres_max_9", width, height)
+        sx, sy, ox, oy = anyres_pad_geometry((width, height), plan.canvas)
+        assert (round(sx * width), round(sy * height), ox, oy) == hf_patch_geometry((width, height), plan.canvas)
+    plan = plan_image("anyres_max_9", 640, 480)  # 768 x 768: resized to 768 x 576, 96 rows of padding each side
+    assert tiles_in_image(plan) == [(0, 0, 320, 240), (320, 0, 640, 240), (0, 240, 320, 480), (320, 240, 640, 480)]
+
+
+def test_anyres_max_9_counts_for_mix_and_tiles_but_does_not_train(capsys):
+    from curate.commands.train.config import load_train
+    from curate.core.errors import ConfigError
+    from curate.format.image_plan import sample_image_tokens
+
+    assert main(["tiles", "--plan", "anyres_max_9", "640x480"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == onevision(640, 480)[1]
+    assert sample_image_tokens("anyres_max_9", [[640, 480], [300, 200], [10, 10]], 3) == [
+        onevision(w, h)[1] for w, h in ((640, 480), (300, 200), (10, 10))
+    ]
+    train_demo = Path(__file__).resolve().parents[2] / "pipelines" / "train_demo.yaml"
+    with pytest.raises(
+        ConfigError, match=r"counts tokens for curate mix and curate tiles only\); valid: qwen_vl, deepseek_vl2"
+    ):
+        load_train(train_demo, ["image_plan=anyres_max_9"])

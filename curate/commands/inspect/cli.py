@@ -13,6 +13,8 @@ REPORT_HELP = "report plots of a filter run, task build or mixture (PNG + one HT
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from curate.format.image_plan import PLANS
+
     p.add_argument("paths", nargs="+", help="filter run / build / mix output dirs, .tar shards or .parquet files")
     p.add_argument("--task", help="only samples of this task (caption, vqa, grounding, ref_grounding, ocr, ...)")
     p.add_argument(
@@ -20,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ledger rows only: kept, rejected, or a reason (clip_score, download, ...); duplicate or contaminated "
         "shows each removed row beside the row (or reference image) kept in its place, with the distance",
     )
-    p.add_argument("--plan", choices=("qwen_vl", "deepseek_vl2"), help="draw the image plan's tile grid and tokens")
+    p.add_argument("--plan", choices=PLANS, help="draw the image plan's tile grid and tokens")
     p.add_argument("--n", type=int, default=16, help="samples to show (default 16)")
     p.add_argument("--seed", type=int, help="draw the samples at random with this seed (default: the first n)")
     p.add_argument("--out", default="preview.png", help="preview.png (contact sheet) or preview.html (default PNG)")

@@ -40,8 +40,9 @@ class MixConfig:
     seq_len: int = 2048  # packed sequence capacity in tokens (paper §2.2)
     window: int = 10000  # drawn samples packed together (best-fit decreasing within each window)
     tokenizer: str = "qwen_vl"  # qwen_vl (Qwen-VL's own vocabulary, offline), bytes, or a local HF tokenizer folder
-    # tokens per image (issue 18): qwen_vl (256 queries, every image) or deepseek_vl2 (dynamic 384 px tiling,
-    # counted from each sample's recorded image size); `curate train` takes the same key
+    # tokens per image (issue 18): qwen_vl (256 queries, every image), deepseek_vl2 (dynamic 384 px tiling) or
+    # anyres_max_9 (LLaVA-OneVision), the last two counted from each sample's recorded image size; `curate train`
+    # takes the same key (qwen_vl, deepseek_vl2)
     image_plan: str = "qwen_vl"
     sft: SftConfig = field(default_factory=SftConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -13,7 +13,7 @@ from typing import Any
 from curate.core.config import build_dataclass, read_yaml
 from curate.core.errors import ConfigError
 from curate.core.storage import output_path
-from curate.format.image_plan import PLANS
+from curate.format.image_plan import PLANS, TRAINED_PLANS
 from curate.train.connectors import CONNECTORS, AdapterConfig
 from curate.train.model import DecoderConfig, VisionConfig
 from curate.train.optim import OptimConfig
@@ -116,8 +116,14 @@ class TrainConfig:
             raise ConfigError(f"name {self.name!r} must be non-empty, without spaces or slashes")
         if self.stage not in STAGE_IMAGE_SIZE:
             raise ConfigError(f"stage {self.stage} is not valid; valid: 1, 2, 3 (paper Table 8)")
-        if self.image_plan not in PLANS:
-            raise ConfigError(f"image_plan {self.image_plan!r} is not valid; valid: {', '.join(PLANS)}")
+        if self.image_plan not in TRAINED_PLANS:
+            counted_only = (
+                " (it counts tokens for curate mix and curate tiles only)" if self.image_plan in PLANS else ""
+            )
+            raise ConfigError(
+                f"image_plan {self.image_plan!r} cannot train the reference model{counted_only}; "
+                f"valid: {', '.join(TRAINED_PLANS)}"
+            )
         if self.image_plan == "deepseek_vl2" and self.model.connector != CONNECTORS[0]:
             raise ConfigError("image_plan deepseek_vl2 brings its own connector: leave model.connector unset")
         if self.precision not in PRECISIONS or self.device not in DEVICES:
