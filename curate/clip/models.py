@@ -29,7 +29,8 @@ HINT = (
 
 
 def register_project_configs() -> None:
-    """Make the project's model configs (curate-tiny-clip) known to open_clip."""
+    """Make the project's model configs (curate-tiny-clip; curate-tiny-vit-p14, the same size with 14 px patches as
+    SigLIP and Qwen-VL's ViT, for the image-plan comparison) known to open_clip."""
     import open_clip
 
     if TINY_MODEL not in open_clip.list_models():

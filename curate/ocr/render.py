@@ -30,6 +30,8 @@ class RenderSettings:
     aspect: tuple[float, float] = (1.0, 1.6)  # long / short side
     zh_share: float = 0.5
     jpeg_quality: tuple[int, int] = (60, 95)
+    text_scale: tuple[float, float] = (0.0334, 0.07)  # body font size / paper short side (SynthDoG: 0.0334..0.1)
+    max_lines: int = 0  # stop a document after this many lines (0: fill the paper)
 
 
 @dataclass
@@ -145,7 +147,7 @@ class Renderer:
         """Paragraph blocks stacked top to bottom; lines in reading order (column by column within a block)."""
         draw = ImageDraw.Draw(paper)
         pw, ph = paper.size
-        base = max(12, int(min(pw, ph) * rng.uniform(0.0334, 0.07)))  # SynthDoG text_scale 0.0334..0.1 (§6.2)
+        base = max(12, int(min(pw, ph) * rng.uniform(*self.settings.text_scale)))  # SynthDoG text_scale (§6.2)
         mx, my = int(pw * rng.uniform(0.04, 0.1)), int(ph * rng.uniform(0.04, 0.1))
         colour = tuple(int(v) for v in rng.integers(0, 70, 3))
         allowed = coverage(font.path)
@@ -184,6 +186,8 @@ class Renderer:
                     top = y + r * line_h
                     draw.text((x, top), text, font=pen, fill=colour)
                     lines.append(_line(text, pen, (x, top), keep_masks))
+                    if len(lines) == self.settings.max_lines:
+                        return lines
             y += rows * line_h + int(size * rng.uniform(0.8, 2.0))
             first = False
 

@@ -25,6 +25,9 @@ class Synthdog(Source):
     corpus_zh: tuple[str, ...] = ()
     zh_share: float = 0.5
     short_side: tuple[int, ...] = (448, 1024)  # canvas short side range in pixels
+    # body font size as a share of the paper's short side, [min, max] (titles 1.4-1.9x); smaller = finer print
+    text_scale: tuple[float, ...] = (0.0334, 0.07)
+    max_lines: int = 0  # lines per document at most (0: as many as fit the paper)
     backgrounds: tuple[str, ...] = ()  # image globs; empty = scikit-image's bundled photos (+ textures)
     documents_per_chunk: int = 50  # a document renders in tens of milliseconds: smaller chunks than records'
 
@@ -36,6 +39,10 @@ class Synthdog(Source):
             raise ConfigError("synthdog: zh_share must be within [0, 1]")
         if len(self.short_side) != 2 or not 64 <= self.short_side[0] <= self.short_side[1]:
             raise ConfigError("synthdog: short_side must be [min, max] pixels with 64 <= min <= max")
+        if len(self.text_scale) != 2 or not 0 < self.text_scale[0] <= self.text_scale[1] <= 0.5:
+            raise ConfigError("synthdog: text_scale must be [min, max] with 0 < min <= max <= 0.5 (of the short side)")
+        if self.max_lines < 0:
+            raise ConfigError("synthdog: max_lines must be >= 0 (0: as many lines as fit)")
         if self.zh_share < 1 and not self.corpus_en or self.zh_share > 0 and not self.corpus_zh:
             raise ConfigError(
                 "synthdog: corpus_en / corpus_zh must list text files for the languages zh_share asks for"
@@ -94,5 +101,10 @@ def renderer(source: Synthdog):  # noqa: ANN201 - curate.ocr.render.Renderer, im
         corpora["en"] = Corpus(source.corpus_en, "en")
     if source.zh_share > 0:
         corpora["zh"] = Corpus(source.corpus_zh, "zh")
-    settings = RenderSettings(short_side=(source.short_side[0], source.short_side[1]), zh_share=source.zh_share)
+    settings = RenderSettings(
+        short_side=(source.short_side[0], source.short_side[1]),
+        zh_share=source.zh_share,
+        text_scale=(source.text_scale[0], source.text_scale[1]),
+        max_lines=source.max_lines,
+    )
     return Renderer(settings, available_fonts(), corpora, load_backgrounds(source.backgrounds))

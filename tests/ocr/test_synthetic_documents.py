@@ -82,6 +82,29 @@ def test_chinese_text_has_no_missing_glyphs(documents):
         assert mask.shape != notdef.shape or not np.array_equal(mask, notdef), char
 
 
+def test_text_scale_and_max_lines_make_finer_shorter_documents(ocr_config):
+    import dataclasses
+
+    from curate.commands.build.config import load_build
+    from curate.core.errors import ConfigError
+    from curate.sources.synthdog import renderer
+
+    source = load_build(ocr_config).sources[0]
+    fine = renderer(dataclasses.replace(source, short_side=(768, 1024), text_scale=(0.016, 0.02), max_lines=6))
+    plain = renderer(dataclasses.replace(source, short_side=(768, 1024)))
+
+    def body_height(doc) -> float:  # the median ink-box height of a document's lines, in paper pixels
+        return float(np.median([line.box[3] - line.box[1] for line in doc.lines]))
+
+    fine_docs, plain_docs = [fine.render(0, i) for i in range(20)], [plain.render(0, i) for i in range(20)]
+    assert all(1 <= len(d.lines) <= 6 for d in fine_docs)
+    assert max(len(d.lines) for d in plain_docs) > 6
+    assert np.median([body_height(d) for d in fine_docs]) < 0.6 * np.median([body_height(d) for d in plain_docs])
+    for bad in ({"text_scale": (0.05, 0.01)}, {"text_scale": (0.0, 0.1)}, {"max_lines": -1}):
+        with pytest.raises(ConfigError, match="synthdog: "):
+            dataclasses.replace(source, **bad)
+
+
 def test_same_seed_gives_byte_identical_documents(renderer):
     a, b = renderer.render(7, 3), renderer.render(7, 3)
     assert a.image == b.image and [(line.text, line.quad) for line in a.lines] == [

@@ -44,7 +44,8 @@ def losses(out):
 @pytest.fixture(scope="module")
 def demo_run(demo_mixture, tiny_clip, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "demo"
-    cfg = load_train(REPO / "pipelines" / "train_demo.yaml", demo_overrides(demo_mixture, tiny_clip, out))
+    overrides = demo_overrides(demo_mixture, tiny_clip, out, "eval.blank_images=true")
+    cfg = load_train(REPO / "pipelines" / "train_demo.yaml", overrides)
     return cfg, main(cfg)
 
 
@@ -57,6 +58,11 @@ def test_train_demo_lowers_the_loss_by_30_percent_and_writes_an_eval_report(demo
     assert report["step"] == STEPS and report["tasks"]
     for task, measures in report["tasks"].items():
         assert measures["loss"] > 0 and measures["tokens"] > 0, task
+    # eval.blank_images: the same batches with blank pixels; a text-only task has none to blank
+    scored = {t: m for t, m in report["tasks"].items() if "loss" in m}
+    assert scored and all("loss_blank_images" in m for m in scored.values())
+    assert any(m["loss_blank_images"] != m["loss"] for m in scored.values())
+    assert all(m["loss_blank_images"] == m["loss"] for t, m in scored.items() if t == "text")
     generated = [m for m in report["tasks"].values() if "exact_match" in m]
     assert generated and all(m["examples"] for m in generated)
     assert (cfg.out_dir / "eval_report.md").read_text().startswith("# Evaluation: train_demo")

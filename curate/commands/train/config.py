@@ -69,6 +69,9 @@ class EvalConfig:
     batches: int = 50  # held-out batches read (at most) for the per-task loss and the generation samples
     generate: int = 16  # held-out samples per task (among those batches) for greedy generation
     max_new_tokens: int = 128
+    # also the per-task loss with every image's pixels replaced by the normalisation mean (zeros after it), over
+    # the same batches: how much the model's predictions depend on what the images show (`loss_blank_images`)
+    blank_images: bool = False
     # SparseVLM at evaluation (issue 19): keep ratios of the visual tokens, with and/or without recycling; each
     # (ratio, recycle) pair adds a row of generation measures and decoder FLOPs to the report. Empty = off.
     sparse: SparseConfig = field(default_factory=SparseConfig)

@@ -1,6 +1,7 @@
 """The image-plan comparison of `make train-plans` (issue 18): finished `curate train` runs that differ only in
-`image_plan`, side by side. Per run: the held-out OCR loss (mean over target tokens, from its eval report), the
-steps, and the tokens per held-out sample and per image as the run's own collator encodes them.
+`image_plan`, side by side. Per run: the held-out OCR loss (mean over target tokens, from its eval report) and,
+when the run evaluated it (eval.blank_images), the same loss with blank images; the steps, and the tokens per
+held-out sample and per image as the run's own collator encodes them.
 
     python -m curate.commands.train.plan_comparison out/plans/qwen_vl out/plans/deepseek_vl2 --out out/plans
 """
@@ -24,6 +25,7 @@ COLUMNS = (
     "image_plan",
     "steps",
     "heldout_ocr_loss",
+    "heldout_ocr_loss_blank_images",
     "heldout_ocr_tokens",
     "tokens_per_sample",
     "image_tokens_per_sample",
@@ -56,6 +58,8 @@ def run_row(run: Path) -> dict[str, Any]:
         "image_plan": cfg.image_plan,
         "steps": stats["steps"],
         "heldout_ocr_loss": report["tasks"]["ocr"]["loss"],
+        # the same held-out batches with blank images (eval.blank_images): near the loss above = the images unused
+        "heldout_ocr_loss_blank_images": report["tasks"]["ocr"].get("loss_blank_images"),
         "heldout_ocr_tokens": report["tasks"]["ocr"]["tokens"],
         "tokens_per_sample": round(statistics.mean(totals), 1) if totals else 0.0,
         "image_tokens_per_sample": round(statistics.mean(images), 1) if images else 0.0,

@@ -143,6 +143,11 @@ def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], It
     model.eval()
     batches = islice(eval_batches(held(), collate, cfg.data.batch_size), cfg.eval.batches)
     tasks: dict[str, dict] = task_losses(model, batches, run["device"], run["autocast"])
+    if cfg.eval.blank_images:
+        blank = islice(eval_batches(held(), collate, cfg.data.batch_size), cfg.eval.batches)
+        blank_losses = task_losses(model, map(blank_images, blank), run["device"], run["autocast"])
+        for task, measures in blank_losses.items():
+            tasks.setdefault(task, {})["loss_blank_images"] = measures["loss"]
     samples: dict[str, list[dict]] = {}
     for item in islice(held(), cfg.eval.batches * cfg.data.batch_size):  # the same held-out items as the losses
         group = samples.setdefault(item["task"], [])
@@ -162,6 +167,11 @@ def evaluate(model: VLM, tok: Tokenizer, cfg: TrainConfig, held: Callable[[], It
     for task, measures in generated.items():
         tasks.setdefault(task, {}).update(measures)
     return {**report, "tasks": dict(sorted(tasks.items()))}
+
+
+def blank_images(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch with every image view all zeros: the normalisation mean, an image that shows nothing."""
+    return {**batch, "images": torch.zeros_like(batch["images"])} if torch.is_tensor(batch.get("images")) else batch
 
 
 def log_line(step: int, result: dict[str, Any], lr: float, seconds: float) -> str:
