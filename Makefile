@@ -94,7 +94,8 @@ train-connectors: $(STAMP)
 	$(PY) -m curate.commands.train.connector_comparison $(addprefix out/connectors/,qwen_resampler mlp2x_gelu perceiver qformer) --out out/connectors
 
 ## Image plans (issue 18): the same model, steps and 768-1024 px OCR pages under qwen_vl and deepseek_vl2, then
-## their held-out OCR loss and tokens per sample side by side in out/plans/comparison.{json,md} (CPU, ~45 min).
+## their held-out OCR loss (also with blank images) and tokens per sample side by side in
+## out/plans/comparison.{json,md} (CPU, ~56 min on 2 shared cores).
 train-plans: $(STAMP) fonts
 	$(CURATE) build pipelines/build_docs.yaml
 	$(CURATE) train pipelines/train_docs.yaml --set image_plan=qwen_vl --out out/plans/qwen_vl
