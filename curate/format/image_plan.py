@@ -114,18 +114,14 @@ def plan_image(plan: str, width: int, height: int, images_in_sample: int = 1) ->
     if plan == "qwen_vl":
         return ImagePlan(plan, (width, height), (0, 0), (0, 0), (), QWEN_VL_QUERIES)
     check_plan(plan)
-    if plan == "anyres_max_9":
+    anyres = plan == "anyres_max_9"
+    if anyres:
         canvas = select_best_resolution((width, height), ANYRES_CANDIDATES)
-    elif images_in_sample > TILING_MAX_IMAGES:
-        canvas = (TILE, TILE)
     else:
-        canvas = select_best_resolution((width, height))
+        canvas = (TILE, TILE) if images_in_sample > TILING_MAX_IMAGES else select_best_resolution((width, height))
     columns, rows = canvas[0] // TILE, canvas[1] // TILE
     tiles = tuple((c * TILE, r * TILE, (c + 1) * TILE, (r + 1) * TILE) for r in range(rows) for c in range(columns))
-    if plan == "anyres_max_9":
-        tokens = anyres_tokens(width, height, columns, rows)
-    else:
-        tokens = deepseek_tokens(columns, rows)
+    tokens = anyres_tokens(width, height, columns, rows) if anyres else deepseek_tokens(columns, rows)
     return ImagePlan(plan, (width, height), (columns, rows), canvas, tiles, tokens)
 
 

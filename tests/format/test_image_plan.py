@@ -146,22 +146,11 @@ ONEVISION_PINPOINTS = [[384 * h, 384 * w] for h in range(1, 7) for w in range(1,
 
 
 def hf_select_best_resolution(original_size, possible_resolutions):  # noqa: ANN001, ANN201
+    """transformers' select_best_resolution: the function transcribed above, over [height, width] pairs."""
     original_height, original_width = original_size
-    best_fit = None
-    max_effective_resolution = 0
-    min_wasted_resolution = float("inf")
-    for height, width in possible_resolutions:
-        scale = min(width / original_width, height / original_height)
-        downscaled_width, downscaled_height = int(original_width * scale), int(original_height * scale)
-        effective_resolution = min(downscaled_width * downscaled_height, original_width * original_height)
-        wasted_resolution = (width * height) - effective_resolution
-        if effective_resolution > max_effective_resolution or (
-            effective_resolution == max_effective_resolution and wasted_resolution < min_wasted_resolution
-        ):
-            max_effective_resolution = effective_resolution
-            min_wasted_resolution = wasted_resolution
-            best_fit = (height, width)
-    return best_fit
+    swapped = [(width, height) for height, width in possible_resolutions]
+    best_width, best_height = published_select_best_resolution((original_width, original_height), swapped)
+    return best_height, best_width
 
 
 def onevision(orig_width: int, orig_height: int) -> tuple[tuple[int, int], int]:
